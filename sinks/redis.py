@@ -1,0 +1,126 @@
+"""Redis sink: hot state with TTLs, keys named `{service}:{resource}:{id}`.
+
+Guarantee: exactly once, counters included. Atomicity: WATCH the partition's position key,
+read it and apply the shared fencing rule, then MULTI/EXEC the state changes together with
+the new position; if the position changed meanwhile (another owner), EXEC fails and the
+batch is re-decided. Idempotency key: record_id for the per-record keys; the fence for
+counters. Retriable: connection errors, timeouts, a lost WATCH race.
+Keys (all under the `polaris:` prefix):
+  polaris:log:{record_id}                    the record's summary (JSON), TTL `record_ttl_s`
+  polaris:service:{service}:latest           the latest record of a service (hash), TTL `state_ttl_s`
+  polaris:host:{host}:latest                 the latest record of a host (hash), TTL `state_ttl_s`
+  polaris:service:{service}:levels           records per level (hash of counters)
+  polaris:offsets:{sink}:{topic}:{partition} the stored position (hash: next, epoch)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, WatchError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from schemas.records import LogRecord
+from sinks.base import Batch, Decision, Position, RetriableError, decide
+
+
+def record_key(record_id: str) -> str:
+    return f"polaris:log:{record_id}"
+
+
+class RedisSink:
+    name = "redis"
+
+    def __init__(self, url: str, *, record_ttl_s: int = 86_400, state_ttl_s: int = 3_600) -> None:
+        self._url, self.record_ttl_s, self.state_ttl_s = url, record_ttl_s, state_ttl_s
+        self._client: aioredis.Redis | None = None
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            raise RetriableError("redis: not started")
+        return self._client
+
+    def _position_key(self, topic: str, partition: int) -> str:
+        return f"polaris:offsets:{self.name}:{topic}:{partition}"
+
+    async def start(self) -> None:
+        self._client = aioredis.from_url(self._url, socket_timeout=10, socket_connect_timeout=5)
+        await self.health()
+
+    async def write_batch(self, batch: Batch) -> bool:
+        key = self._position_key(batch.topic, batch.partition)
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                await pipe.watch(key)
+                stored = _position(await pipe.hgetall(key))
+                if decide(stored, batch) is Decision.SKIP:
+                    return False
+                pipe.multi()
+                for record in batch.records:
+                    self._apply(pipe, record)
+                pipe.hset(key, mapping={"next": batch.next_offset, "epoch": batch.epoch})
+                await pipe.execute()
+                return True
+        except WatchError as exc:
+            raise RetriableError(f"redis: position of {batch.topic}[{batch.partition}] moved under us") from exc
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise RetriableError(f"redis: {exc}") from exc
+
+    def _apply(self, pipe: aioredis.client.Pipeline, record: LogRecord) -> None:
+        summary = {
+            "record_id": record.record_id, "ts": record.timestamp.isoformat(), "level": record.level or "",
+            "host": record.host or "", "service": record.service or "", "message": record.message[:1024],
+            "template_id": record.template_id or "", "anomaly_score": record.anomaly_score,
+        }
+        pipe.set(record_key(record.record_id), json.dumps(summary), ex=self.record_ttl_s)
+        service = record.service or "unknown"
+        latest = {k: str(v) for k, v in summary.items()}
+        pipe.hset(f"polaris:service:{service}:latest", mapping=latest)
+        pipe.expire(f"polaris:service:{service}:latest", self.state_ttl_s)
+        if record.host:
+            pipe.hset(f"polaris:host:{record.host}:latest", mapping=latest)
+            pipe.expire(f"polaris:host:{record.host}:latest", self.state_ttl_s)
+        pipe.hincrby(f"polaris:service:{service}:levels", record.level or "NONE", 1)
+
+    async def committed_offsets(self, topic: str, partitions: Sequence[int], *, claim: bool = False) -> dict[int, Position]:
+        positions: dict[int, Position] = {}
+        try:
+            for partition in partitions:
+                key = self._position_key(topic, partition)
+                if claim:
+                    # HINCRBY is atomic: two claimants get different epochs.
+                    epoch = await self.client.hincrby(key, "epoch", 1)
+                    stored = _position(await self.client.hgetall(key))
+                    positions[partition] = Position(stored.next_offset if stored else 0, int(epoch))
+                elif (stored := _position(await self.client.hgetall(key))) is not None:
+                    positions[partition] = stored
+        except (RedisError, OSError) as exc:
+            raise RetriableError(f"redis: {exc}") from exc
+        return positions
+
+    async def health(self) -> None:
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            raise RetriableError(f"redis: {exc}") from exc
+
+    async def count_records(self) -> int:
+        count = 0
+        async for _ in self.client.scan_iter(match="polaris:log:*", count=1000):
+            count += 1
+        return count
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+
+def _position(raw: dict[bytes, bytes]) -> Position | None:
+    if not raw:
+        return None
+    return Position(int(raw.get(b"next", b"0")), int(raw.get(b"epoch", b"0")))

@@ -1,0 +1,136 @@
+"""The `polaris` command.
+
+    polaris stack up|down|status [SERVICE ...]   the local stack of real services
+    polaris worker process                       the process tier (Faust agents)
+    polaris worker sink NAME                     one sink's consumer group (postgres|weaviate|neo4j|redis)
+    polaris demo [--lines N]                     stack + fleet + a Loghub replay, then counts per store
+    polaris db migrate                           apply SQL migrations to PostgreSQL
+    polaris topology validate FILE               check a topology file
+    polaris eval NAME ...                        benchmarks of the pure steps on real data
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from workers import evals
+from workers.settings import SettingsError, get_settings
+from workers.stack.process import StackError
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from workers.stack import manager
+
+    settings = get_settings()
+    if args.action == "up":
+        manager.up(settings, args.services, _say, timeout_s=args.timeout)
+        return 0
+    if args.action == "down":
+        manager.down(settings, args.services, _say)
+        return 0
+    return 0 if manager.status(settings, args.services, _say) else 1
+
+
+def _worker(args: argparse.Namespace) -> int:
+    if args.role == "process":
+        from workers.app import run_process_worker
+
+        return run_process_worker(get_settings())
+    from workers.sink_runner import run_sink_worker
+
+    return run_sink_worker(get_settings(), args.sink)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from workers.demo import run_demo
+
+    return run_demo(get_settings(), lines_per_system=args.lines, keep_running=args.keep_running)
+
+
+def _db(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sinks.postgres import migrate
+
+    applied = asyncio.run(migrate(get_settings().postgres_dsn.get_secret_value()))
+    _say(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    return 0
+
+
+def _topology(args: argparse.Namespace) -> int:
+    from schemas.topology import load_topology
+
+    topology = load_topology(Path(args.file))
+    _say(f"{args.file}: ok ({len(topology.all_topics())} topics, {len(topology.routes)} routes, "
+         f"sinks {sorted(topology.used_sinks())})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="polaris", description="Polaris Stream: operations data on Kafka.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    stack = commands.add_parser("stack", help="the local stack of real services")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("services", nargs="*", help="only these (kafka postgres redis neo4j weaviate prometheus)")
+    stack.add_argument("--timeout", type=float, default=240, help="seconds to wait for readiness")
+    stack.set_defaults(func=_stack)
+
+    worker = commands.add_parser("worker", help="run one worker of the fleet")
+    roles = worker.add_subparsers(dest="role", required=True)
+    roles.add_parser("process", help="parse, enrich and route raw records (Faust)")
+    sink = roles.add_parser("sink", help="write enriched records into one store")
+    sink.add_argument("sink", choices=["postgres", "weaviate", "neo4j", "redis"])
+    worker.set_defaults(func=_worker)
+
+    demo = commands.add_parser("demo", help="stack up, fleet up, replay Loghub samples, show the stores")
+    demo.add_argument("--lines", type=int, default=200, help="lines per Loghub system to replay")
+    demo.add_argument("--keep-running", action="store_true", help="leave the fleet running afterwards")
+    demo.set_defaults(func=_demo)
+
+    db = commands.add_parser("db", help="PostgreSQL schema")
+    db.add_argument("action", choices=["migrate"])
+    db.set_defaults(func=_db)
+
+    topology = commands.add_parser("topology", help="topology files")
+    topology.add_argument("action", choices=["validate"])
+    topology.add_argument("file")
+    topology.set_defaults(func=_topology)
+
+    evaluation = commands.add_parser("eval", help="score the pure steps on real data")
+    evals.register(evaluation.add_subparsers(dest="name", required=True))
+    evaluation.set_defaults(func=lambda args: args.eval_run(args))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from workers.logs import configure_logging
+
+    try:
+        configure_logging(get_settings().log_level)
+        return int(args.func(args))
+    except (SettingsError, StackError) as exc:
+        print(f"polaris: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from schemas.topology import TopologyError
+
+        if isinstance(exc, TopologyError):
+            print(f"polaris: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

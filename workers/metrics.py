@@ -1,0 +1,38 @@
+"""Prometheus metrics of the workers, named `polaris_<component>_<name>_<unit>[_total]`.
+
+Labels are few and bounded: stage, topic, sink, reason — never a record's content.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+RECORDS_IN = Counter(
+    "polaris_stage_records_in_total", "Records a stage consumed.", ["stage"]
+)
+RECORDS_OUT = Counter(
+    "polaris_stage_records_out_total", "Records a stage emitted downstream.", ["stage"]
+)
+DEAD_LETTERS = Counter(
+    "polaris_stage_dead_letters_total", "Records sent to a dead-letter topic.", ["stage", "reason"]
+)
+SINK_RECORDS = Counter(
+    "polaris_sink_records_written_total", "Records a sink committed to its store.", ["sink"]
+)
+SINK_SKIPPED = Counter(
+    "polaris_sink_records_skipped_total", "Records a sink skipped as already applied (replays).", ["sink"]
+)
+SINK_FLUSH_SECONDS = Histogram(
+    "polaris_sink_flush_seconds", "Time to write one batch with its offsets.", ["sink"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SINK_RETRIES = Counter(
+    "polaris_sink_retries_total", "Batch write attempts that failed and were retried.", ["sink"]
+)
+SINK_UP = Gauge("polaris_sink_up", "1 when the sink's last health probe or write succeeded.", ["sink"])
+
+
+def serve_metrics(port: int) -> int:
+    """Start the /metrics endpoint; returns the bound port (port 0 picks a free one)."""
+    server, _thread = start_http_server(port, addr="127.0.0.1")
+    return int(server.server_port)
