@@ -51,6 +51,7 @@ class SinkWriter:
         self._buffers: dict[int, _Buffer] = {}
         # partition -> position the store now holds, for the runner's advisory Kafka commit
         self.stored_positions: dict[int, int] = {}
+        self.fenced: set[int] = set()  # partitions another owner claimed; the runner decides
         self._failures = 0
         self.blocked_until = 0.0
 
@@ -103,6 +104,7 @@ class SinkWriter:
             except FencedError as exc:
                 log.warning("partition fenced; dropping it", sink=self.sink.name, partition=partition, error=str(exc))
                 self.revoke(partition)
+                self.fenced.add(partition)
                 continue
             self._buffers.pop(partition, None)
             self._failures = 0

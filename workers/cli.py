@@ -1,6 +1,7 @@
 """The `polaris` command.
 
     polaris stack up|down|status [SERVICE ...]   the local stack of real services
+    polaris fleet up|down|status                 all workers in the background (logs in .polaris/run)
     polaris worker process                       the process tier (Faust agents)
     polaris worker sink NAME                     one sink's consumer group (postgres|weaviate|neo4j|redis)
     polaris demo [--lines N]                     stack + fleet + a Loghub replay, then counts per store
@@ -37,6 +38,19 @@ def _stack(args: argparse.Namespace) -> int:
         manager.down(settings, args.services, _say)
         return 0
     return 0 if manager.status(settings, args.services, _say) else 1
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from workers import fleet
+
+    settings = get_settings()
+    if args.action == "up":
+        fleet.up(settings, _say)
+        return 0
+    if args.action == "down":
+        fleet.down(settings, _say)
+        return 0
+    return 0 if fleet.status(settings, _say) else 1
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -83,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("services", nargs="*", help="only these (kafka postgres redis neo4j weaviate prometheus)")
     stack.add_argument("--timeout", type=float, default=240, help="seconds to wait for readiness")
     stack.set_defaults(func=_stack)
+
+    fleet = commands.add_parser("fleet", help="all workers as background processes")
+    fleet.add_argument("action", choices=["up", "down", "status"])
+    fleet.set_defaults(func=_fleet)
 
     worker = commands.add_parser("worker", help="run one worker of the fleet")
     roles = worker.add_subparsers(dest="role", required=True)

@@ -80,8 +80,19 @@ class SinkRunner:
         self.writer = SinkWriter(sink, self.topic, self._dead_letter_record)
         self.unclaimed: set[TopicPartition] = set()
         self.stopping = asyncio.Event()
+        self._claim_lock = asyncio.Lock()
 
     async def claim(self) -> None:
+        # One claim at a time: the rebalance listener and the poll loop both call this, and two
+        # interleaved claims would leave the writer holding the older of two epochs.
+        async with self._claim_lock:
+            await self._claim_unclaimed()
+
+    async def _claim_unclaimed(self) -> None:
+        for partition in self.writer.fenced:  # fenced but still assigned: Kafka says it is ours
+            self.unclaimed.add(TopicPartition(self.topic, partition))
+        self.writer.fenced.clear()
+        self.unclaimed &= self.consumer.assignment()
         if not self.unclaimed:
             return
         partitions = sorted(self.unclaimed, key=lambda tp: tp.partition)

@@ -1,0 +1,339 @@
+"""Streaming, unsupervised log anomaly scoring keyed per (service, template).
+
+`LogAnomalyScorer.update(...)` takes one parsed log line and returns a `LogScore`: a score in
+[0, 1] and the reasons behind it. Evidence, each a strength in [0, 1]:
+
+- new template: never seen for this service (scaled by how much of the service we have seen,
+  so the first lines of a fresh service are not all alarms);
+- rare template: normalised surprisal of its decayed frequency within the service;
+- template burst: its short-window count against what its own long-window rate predicts;
+- error-rate burst: the service's error-level lines, short window against their own baseline;
+- error content: words such as fatal/exception/failed/panic in the message;
+- severe level: the line's own level (FATAL/ERROR/...).
+
+The first four say how *unusual* the line is, the last two how *bad* it looks; the score
+gates one by the other (see `_fuse`), so what is new and bad ranks above what is only new or
+only routinely bad. No labels anywhere. State is bounded (per-service template cap,
+service cap, decayed counters) and round-trips through a JSON-safe dict.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from workers.steps.anomaly_common import (
+    Reason,
+    decay,
+    decayed_window,
+    noisy_or,
+    poisson_excess_nats,
+    saturate,
+)
+
+STATE_VERSION = 1
+
+NEW_TEMPLATE = "new_template"
+RARE_TEMPLATE = "rare_template"
+TEMPLATE_BURST = "template_burst"
+ERROR_RATE_BURST = "error_rate_burst"
+ERROR_CONTENT = "error_content"
+SEVERE_LEVEL = "severe_level"
+
+# Level name -> severity. Names from syslog, log4j/logback, java.util.logging and Python.
+LEVEL_SEVERITY: dict[str, float] = {
+    "EMERG": 1.0, "EMERGENCY": 1.0, "PANIC": 1.0, "ALERT": 1.0, "FATAL": 1.0,
+    "CRIT": 1.0, "CRITICAL": 1.0, "SEVERE": 0.8, "ERROR": 0.7, "ERR": 0.7, "E": 0.7,
+    "WARN": 0.3, "WARNING": 0.3, "W": 0.3,
+}  # fmt: skip
+ERROR_LEVEL_MIN_SEVERITY = 0.7
+
+# Error vocabulary -> weight; a word stem matches any suffix ("fail" -> failed, failure).
+# Why weights: "fatal"/"panic" almost never appear in healthy logs, "error" often does.
+ERROR_WORDS: dict[str, float] = {
+    "fatal": 0.9, "panic": 0.9, "exception": 0.8, "traceback": 0.8, "segfault": 0.9,
+    "segmentation fault": 0.9, "core dump": 0.8, "abort": 0.7, "crash": 0.8,
+    "out of memory": 0.9, "oom": 0.7, "corrupt": 0.8, "fail": 0.6, "error": 0.4,
+    "refused": 0.5, "denied": 0.5, "timeout": 0.5, "timed out": 0.5, "unreachable": 0.5,
+    "unable": 0.4, "cannot": 0.4, "can not": 0.4, "could not": 0.4, "lost": 0.4,
+    "killed": 0.5, "terminated": 0.4, "invalid": 0.3, "illegal": 0.4, "warn": 0.2,
+}  # fmt: skip
+_ERROR_WORD_RE = re.compile(
+    r"\b(" + "|".join(re.escape(w) for w in sorted(ERROR_WORDS, key=len, reverse=True)) + r")",
+    re.IGNORECASE,
+)
+_CONTENT_SCAN_CHARS = 2000  # bound the per-line regex cost on huge messages
+
+_BAD_KINDS = frozenset({"error_content", "severe_level"})
+
+# add(kind, weight, strength, detail): records one piece of evidence for the current line
+_AddEvidence = Callable[[str, float, float, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LogScorerConfig:
+    frequency_half_life_lines: float = 5000.0  # memory of template frequencies, in service lines
+    warmup_lines: float = 50.0  # novelty counts half as much after this many lines
+    short_half_life_s: float = 900.0  # "recent" window for rate bursts
+    long_half_life_s: float = 86400.0  # baseline window for rate bursts
+    burst_min_count: float = 3.0  # fewer recent occurrences than this is never a burst
+    burst_expected_floor: float = 0.05  # expected count for a template with no baseline yet
+    burst_scale_nats: float = 4.0  # Poisson surprise giving strength 0.63
+    max_templates_per_service: int = 5000
+    max_services: int = 2000
+    weight_new: float = 1.0
+    weight_rare: float = 0.6
+    weight_burst: float = 0.8
+    weight_error_burst: float = 0.6
+    weight_content: float = 0.6
+    weight_level: float = 0.7
+    unusual_alone: float = 0.5  # score of a fully unusual line with nothing bad in it
+    bad_alone: float = 0.3  # score of a fully bad line that is routine for its service
+    min_reason_strength: float = 0.05  # weaker evidence is left out of the explanation
+
+
+@dataclass(frozen=True, slots=True)
+class LogScore:
+    score: float
+    reasons: tuple[Reason, ...]
+
+    @property
+    def explanation(self) -> str:
+        if not self.reasons:
+            return "nothing unusual"
+        return "; ".join(str(r) for r in sorted(self.reasons, key=lambda r: -r.strength))
+
+
+@dataclass(slots=True)
+class _TemplateStats:
+    frequency: float  # decayed on the service's line clock
+    frequency_at: int  # service line index of the last frequency update
+    short: float  # time-decayed count, short half-life
+    long: float  # time-decayed count, long half-life
+    last_time: float
+
+    def to_list(self) -> list[float]:
+        return [self.frequency, float(self.frequency_at), self.short, self.long, self.last_time]
+
+    @classmethod
+    def from_list(cls, v: list[float]) -> _TemplateStats:
+        return cls(float(v[0]), int(v[1]), float(v[2]), float(v[3]), float(v[4]))
+
+
+@dataclass(slots=True)
+class _ServiceStats:
+    first_time: float
+    last_seen_tick: int  # global tick, for least-recently-used eviction of services
+    lines: int = 0  # the service's line clock
+    total: float = 0.0  # decayed line count on the same clock as template frequencies
+    error_short: float = 0.0
+    error_long: float = 0.0
+    error_time: float = 0.0
+    templates: dict[str, _TemplateStats] = field(default_factory=dict)
+
+
+def level_severity(level: str | None) -> float:
+    if not level:
+        return 0.0
+    return LEVEL_SEVERITY.get(level.strip().upper(), 0.0)
+
+
+def error_content_strength(message: str) -> tuple[float, list[str]]:
+    """Noisy-OR of the distinct error words present, and which ones."""
+    found = {m.lower() for m in _ERROR_WORD_RE.findall(message[:_CONTENT_SCAN_CHARS])}
+    words = sorted(found)
+    return noisy_or([(ERROR_WORDS[w], 1.0) for w in words]), words
+
+
+class LogAnomalyScorer:
+    def __init__(self, config: LogScorerConfig | None = None) -> None:
+        self.config = config or LogScorerConfig()
+        self._services: dict[str, _ServiceStats] = {}
+        self._tick = 0
+        self._line_decay = math.pow(2.0, -1.0 / self.config.frequency_half_life_lines)
+
+    def update(
+        self, service: str, template_id: str, level: str | None, message: str, timestamp: float
+    ) -> LogScore:
+        cfg = self.config
+        self._tick += 1
+        svc = self._service(service, timestamp)
+        elapsed_service = max(timestamp - svc.first_time, 0.0)
+        window_short = decayed_window(elapsed_service, cfg.short_half_life_s)
+        window_long = decayed_window(elapsed_service, cfg.long_half_life_s)
+        reasons: list[Reason] = []
+        unusual: list[tuple[float, float]] = []  # how unlike this service's history
+        bad: list[tuple[float, float]] = []  # how much the line itself says "trouble"
+
+        def add(kind: str, weight: float, strength: float, detail: str) -> None:
+            (bad if kind in _BAD_KINDS else unusual).append((weight, strength))
+            if weight * strength >= cfg.min_reason_strength:
+                reasons.append(Reason(kind, strength, detail))
+
+        # Frequency evidence, measured before this line is counted.
+        stats = svc.templates.get(template_id)
+        seen_lines = svc.total
+        if stats is None:
+            maturity = seen_lines / (seen_lines + cfg.warmup_lines)
+            add(
+                NEW_TEMPLATE,
+                cfg.weight_new,
+                maturity,
+                f"template never seen for {service} in {seen_lines:.0f} recent lines",
+            )
+            stats = _TemplateStats(0.0, svc.lines, 0.0, 0.0, timestamp)
+            svc.templates[template_id] = stats
+        else:
+            count = stats.frequency * self._line_decay ** (svc.lines - stats.frequency_at)
+            # Normalised surprisal: 1 for a one-off in a long history, 0 for "every line".
+            rarity = math.log((seen_lines + 1.0) / (count + 1.0)) / math.log(seen_lines + 2.0)
+            add(
+                RARE_TEMPLATE,
+                cfg.weight_rare,
+                max(rarity, 0.0),
+                f"{count:.1f} of {seen_lines:.0f} recent lines",
+            )
+            stats.frequency = count
+
+        # Rate evidence: the template's recent count against its own long-run rate.
+        dt = max(timestamp - stats.last_time, 0.0)
+        baseline_rate = decay(stats.long, dt, cfg.long_half_life_s) / max(window_long, 1e-9)
+        stats.short = decay(stats.short, dt, cfg.short_half_life_s) + 1.0
+        stats.long = decay(stats.long, dt, cfg.long_half_life_s) + 1.0
+        stats.last_time = max(stats.last_time, timestamp)
+        expected = baseline_rate * window_short + cfg.burst_expected_floor
+        if stats.short >= cfg.burst_min_count:
+            surprise = poisson_excess_nats(stats.short, expected)
+            add(
+                TEMPLATE_BURST,
+                cfg.weight_burst,
+                saturate(surprise, cfg.burst_scale_nats),
+                f"{stats.short:.1f} recent vs {expected:.2f} expected",
+            )
+
+        severity = level_severity(level)
+        self._update_error_rate(svc, timestamp, severity, window_short, window_long, add)
+
+        content, words = error_content_strength(message)
+        if words:
+            add(ERROR_CONTENT, cfg.weight_content, content, "words: " + ", ".join(words))
+        if severity > 0.0:
+            add(SEVERE_LEVEL, cfg.weight_level, severity, f"level {level}")
+
+        # Count the line.
+        stats.frequency += 1.0
+        stats.frequency_at = svc.lines + 1
+        svc.total = svc.total * self._line_decay + 1.0
+        svc.lines += 1
+        if len(svc.templates) > cfg.max_templates_per_service:
+            self._evict_templates(svc)
+        return LogScore(self._fuse(noisy_or(unusual), noisy_or(bad)), tuple(reasons))
+
+    def _fuse(self, unusual: float, bad: float) -> float:
+        """Unusual-and-bad outranks either alone.
+
+        Why: a new INFO template (a deploy) and a routine ERROR line (a known flaky probe) are
+        both common in healthy systems; what operators want first is what is new *and* bad.
+        """
+        cfg = self.config
+        gated = unusual * (cfg.unusual_alone + (1.0 - cfg.unusual_alone) * bad)
+        return noisy_or([(1.0, gated), (cfg.bad_alone, bad)])
+
+    def _update_error_rate(
+        self,
+        svc: _ServiceStats,
+        timestamp: float,
+        severity: float,
+        window_short: float,
+        window_long: float,
+        add: _AddEvidence,
+    ) -> None:
+        if severity < ERROR_LEVEL_MIN_SEVERITY:
+            return
+        cfg = self.config
+        dt = max(timestamp - svc.error_time, 0.0)
+        baseline_rate = decay(svc.error_long, dt, cfg.long_half_life_s) / max(window_long, 1e-9)
+        svc.error_short = decay(svc.error_short, dt, cfg.short_half_life_s) + 1.0
+        svc.error_long = decay(svc.error_long, dt, cfg.long_half_life_s) + 1.0
+        svc.error_time = max(svc.error_time, timestamp)
+        expected = baseline_rate * window_short + cfg.burst_expected_floor
+        if svc.error_short >= cfg.burst_min_count:
+            surprise = poisson_excess_nats(svc.error_short, expected)
+            add(
+                ERROR_RATE_BURST,
+                cfg.weight_error_burst,
+                saturate(surprise, cfg.burst_scale_nats),
+                f"{svc.error_short:.1f} recent error-level lines vs {expected:.2f} expected",
+            )
+
+    def _service(self, service: str, timestamp: float) -> _ServiceStats:
+        svc = self._services.get(service)
+        if svc is None:
+            if len(self._services) >= self.config.max_services:
+                self._evict_services()
+            svc = _ServiceStats(
+                first_time=timestamp, last_seen_tick=self._tick, error_time=timestamp
+            )
+            self._services[service] = svc
+        svc.last_seen_tick = self._tick
+        svc.first_time = min(svc.first_time, timestamp)
+        return svc
+
+    def _evict_templates(self, svc: _ServiceStats) -> None:
+        """Drop the least frequent tenth in one go, so eviction is amortised O(1) per line."""
+        keep = int(self.config.max_templates_per_service * 0.9)
+
+        def current(item: tuple[str, _TemplateStats]) -> float:
+            s = item[1]
+            return s.frequency * self._line_decay ** (svc.lines - s.frequency_at)
+
+        ranked = sorted(svc.templates.items(), key=current, reverse=True)
+        svc.templates = dict(ranked[:keep])
+
+    def _evict_services(self) -> None:
+        keep = int(self.config.max_services * 0.9)
+        ranked = sorted(self._services.items(), key=lambda kv: kv[1].last_seen_tick, reverse=True)
+        self._services = dict(ranked[:keep])
+
+    # --- serialisation ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        services: dict[str, Any] = {}
+        for name, s in self._services.items():
+            services[name] = {
+                "first_time": s.first_time,
+                "last_seen_tick": s.last_seen_tick,
+                "lines": s.lines,
+                "total": s.total,
+                "error": [s.error_short, s.error_long, s.error_time],
+                "templates": {tid: t.to_list() for tid, t in s.templates.items()},
+            }
+        return {
+            "version": STATE_VERSION,
+            "config": asdict(self.config),
+            "tick": self._tick,
+            "services": services,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LogAnomalyScorer:
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported log scorer state version {data.get('version')!r}")
+        scorer = cls(LogScorerConfig(**data["config"]))
+        scorer._tick = int(data["tick"])
+        for name, s in data["services"].items():
+            error_short, error_long, error_time = s["error"]
+            scorer._services[name] = _ServiceStats(
+                first_time=float(s["first_time"]),
+                last_seen_tick=int(s["last_seen_tick"]),
+                lines=int(s["lines"]),
+                total=float(s["total"]),
+                error_short=float(error_short),
+                error_long=float(error_long),
+                error_time=float(error_time),
+                templates={tid: _TemplateStats.from_list(v) for tid, v in s["templates"].items()},
+            )
+        return scorer
