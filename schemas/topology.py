@@ -34,9 +34,10 @@ class RouteFilter(BaseModel):
     services: tuple[str, ...] | None = Field(None, description="keep only these services")
 
     def accepts(self, level: str | None, service: str | None) -> bool:
-        if self.min_level is not None:
-            if level not in LEVELS or LEVELS.index(level) < LEVELS.index(self.min_level):
-                return False
+        if self.min_level is not None and (
+            level not in LEVELS or LEVELS.index(level) < LEVELS.index(self.min_level)
+        ):
+            return False
         return self.services is None or service in self.services
 
 

@@ -50,9 +50,13 @@ class RetriableError(RuntimeError):
 
 
 class RecordRejected(RuntimeError):
-    """The store refused a record for its content (not retriable): dead-letter it."""
+    """The store refused a record for its content (not retriable): dead-letter it.
 
-    def __init__(self, record_id: str, reason: str) -> None:
+    `record_id` names the record when the store tells which one; None makes the writer
+    write the batch one record at a time to find it.
+    """
+
+    def __init__(self, record_id: str | None, reason: str) -> None:
         super().__init__(f"record {record_id} rejected: {reason}")
         self.record_id, self.reason = record_id, reason
 
@@ -89,7 +93,9 @@ class Sink(Protocol):
     async def write_batch(self, batch: Batch) -> bool:
         """Atomically apply the batch and move the stored position; False if it was already applied."""
 
-    async def committed_offsets(self, topic: str, partitions: Sequence[int], *, claim: bool = False) -> dict[int, Position]:
+    async def committed_offsets(
+        self, topic: str, partitions: Sequence[int], *, claim: bool = False
+    ) -> dict[int, Position]:
         """Stored positions; claim=True bumps each partition's epoch to fence older owners."""
 
     async def health(self) -> None:

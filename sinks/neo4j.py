@@ -109,7 +109,9 @@ class Neo4jSink:
             one = batch.records[0].record_id if len(batch.records) == 1 else None
             raise RecordRejected(one, f"neo4j: {exc.code}: {exc.message}") from exc
 
-    async def committed_offsets(self, topic: str, partitions: Sequence[int], *, claim: bool = False) -> dict[int, Position]:
+    async def committed_offsets(
+        self, topic: str, partitions: Sequence[int], *, claim: bool = False
+    ) -> dict[int, Position]:
         positions: dict[int, Position] = {}
         query = (
             "MERGE (o:SinkOffset {key: $key}) ON CREATE SET o.next_offset = -1, o.epoch = 0 "

@@ -40,7 +40,8 @@ async def migrate(dsn: str) -> list[str]:
     try:
         await conn.execute("SELECT pg_advisory_lock(7171)")  # one migrator at a time
         await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz DEFAULT now())"
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version text PRIMARY KEY, applied_at timestamptz DEFAULT now())"
         )
         done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
         applied = []
@@ -121,7 +122,8 @@ class PostgresSink:
                     await conn.execute(_UPSERT)
                     await conn.execute("TRUNCATE batch_log_records")
                 await conn.execute(
-                    "INSERT INTO sink_offsets (sink, topic, partition, next_offset, epoch) VALUES ($1, $2, $3, $4, $5) "
+                    "INSERT INTO sink_offsets (sink, topic, partition, next_offset, epoch) "
+                    "VALUES ($1, $2, $3, $4, $5) "
                     "ON CONFLICT (sink, topic, partition) DO UPDATE SET next_offset = $4, updated_at = now()",
                     self.name, batch.topic, batch.partition, batch.next_offset, batch.epoch)
                 return True
@@ -132,12 +134,15 @@ class PostgresSink:
                 asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.CannotConnectNowError) as exc:
             raise RetriableError(f"postgres: {exc.__class__.__name__}: {exc}") from exc
 
-    async def committed_offsets(self, topic: str, partitions: Sequence[int], *, claim: bool = False) -> dict[int, Position]:
+    async def committed_offsets(
+        self, topic: str, partitions: Sequence[int], *, claim: bool = False
+    ) -> dict[int, Position]:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 if claim:
                     rows = await conn.fetch(
-                        "INSERT INTO sink_offsets (sink, topic, partition, epoch) SELECT $1, $2, p, 1 FROM unnest($3::int[]) p "
+                        "INSERT INTO sink_offsets (sink, topic, partition, epoch) "
+                        "SELECT $1, $2, p, 1 FROM unnest($3::int[]) p "
                         "ON CONFLICT (sink, topic, partition) DO UPDATE SET epoch = sink_offsets.epoch + 1 "
                         "RETURNING partition, next_offset, epoch", self.name, topic, list(partitions))
                 else:

@@ -16,7 +16,8 @@ Keys (all under the `polaris:` prefix):
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -59,7 +60,7 @@ class RedisSink:
                 stored = _position(await pipe.hgetall(key))
                 if decide(stored, batch) is Decision.SKIP:
                     return False
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]
                 for record in batch.records:
                     self._apply(pipe, record)
                 pipe.hset(key, mapping={"next": batch.next_offset, "epoch": batch.epoch})
@@ -78,7 +79,7 @@ class RedisSink:
         }
         pipe.set(record_key(record.record_id), json.dumps(summary), ex=self.record_ttl_s)
         service = record.service or "unknown"
-        latest = {k: str(v) for k, v in summary.items()}
+        latest: dict[Any, Any] = {k: str(v) for k, v in summary.items()}
         pipe.hset(f"polaris:service:{service}:latest", mapping=latest)
         pipe.expire(f"polaris:service:{service}:latest", self.state_ttl_s)
         if record.host:
@@ -86,7 +87,9 @@ class RedisSink:
             pipe.expire(f"polaris:host:{record.host}:latest", self.state_ttl_s)
         pipe.hincrby(f"polaris:service:{service}:levels", record.level or "NONE", 1)
 
-    async def committed_offsets(self, topic: str, partitions: Sequence[int], *, claim: bool = False) -> dict[int, Position]:
+    async def committed_offsets(
+        self, topic: str, partitions: Sequence[int], *, claim: bool = False
+    ) -> dict[int, Position]:
         positions: dict[int, Position] = {}
         try:
             for partition in partitions:
@@ -120,7 +123,7 @@ class RedisSink:
             await client.aclose()
 
 
-def _position(raw: dict[bytes, bytes]) -> Position | None:
+def _position(raw: Mapping[Any, Any]) -> Position | None:
     if not raw:
         return None
     return Position(int(raw.get(b"next", b"0")), int(raw.get(b"epoch", b"0")))

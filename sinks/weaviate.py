@@ -90,7 +90,8 @@ class WeaviateSink:
             self._position_uuid(topic, partition))
         if found is None:
             return None
-        return Position(int(found.properties["next_offset"]), int(found.properties["epoch"]))  # type: ignore[arg-type]
+        props = found.properties
+        return Position(int(props["next_offset"]), int(props["epoch"]))  # type: ignore[arg-type]
 
     async def _write_position(self, topic: str, partition: int, position: Position) -> None:
         key = f"{self.name}/{topic}/{partition}"
@@ -118,7 +119,9 @@ class WeaviateSink:
         except (WeaviateBaseError, OSError) as exc:
             raise RetriableError(f"weaviate: {exc.__class__.__name__}: {exc}") from exc
 
-    async def committed_offsets(self, topic: str, partitions: Sequence[int], *, claim: bool = False) -> dict[int, Position]:
+    async def committed_offsets(
+        self, topic: str, partitions: Sequence[int], *, claim: bool = False
+    ) -> dict[int, Position]:
         positions: dict[int, Position] = {}
         try:
             for partition in partitions:

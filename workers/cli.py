@@ -5,6 +5,7 @@
     polaris worker process                       the process tier (Faust agents)
     polaris worker sink NAME                     one sink's consumer group (postgres|weaviate|neo4j|redis)
     polaris demo [--lines N]                     stack + fleet + a Loghub replay, then counts per store
+    polaris topics create                        create the topology's topics (and their .dlq)
     polaris db migrate                           apply SQL migrations to PostgreSQL
     polaris topology validate FILE               check a topology file
     polaris eval NAME ...                        benchmarks of the pure steps on real data
@@ -38,6 +39,14 @@ def _stack(args: argparse.Namespace) -> int:
         manager.down(settings, args.services, _say)
         return 0
     return 0 if manager.status(settings, args.services, _say) else 1
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from workers.topics import ensure_topics
+
+    created = ensure_topics(get_settings())
+    _say(f"created {len(created)} topic(s): {', '.join(created) or 'all present'}")
+    return 0
 
 
 def _fleet(args: argparse.Namespace) -> int:
@@ -97,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("services", nargs="*", help="only these (kafka postgres redis neo4j weaviate prometheus)")
     stack.add_argument("--timeout", type=float, default=240, help="seconds to wait for readiness")
     stack.set_defaults(func=_stack)
+
+    topics = commands.add_parser("topics", help="Kafka topics of the topology")
+    topics.add_argument("action", choices=["create"])
+    topics.set_defaults(func=_topics)
 
     fleet = commands.add_parser("fleet", help="all workers as background processes")
     fleet.add_argument("action", choices=["up", "down", "status"])

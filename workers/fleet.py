@@ -27,9 +27,12 @@ def _process(settings: Settings, role: list[str]) -> ManagedProcess:
 
 
 def up(settings: Settings, say: Say) -> None:
-    for role in roles(settings):
+    for index, role in enumerate(roles(settings)):
         process = _process(settings, role)
-        pid = process.start([sys.executable, "-m", "workers.cli", "worker", *role])
+        # Many workers on one host: each its own /metrics port (base + its index).
+        port = settings.metrics_port + index if settings.metrics_port else 0
+        pid = process.start([sys.executable, "-m", "workers.cli", "worker", *role],
+                            env={"POLARIS_METRICS_PORT": str(port)})
         say(f"  {process.name:<22} pid {pid}, log {process.log_file}")
     time.sleep(2)
     dead = [p for p in (_process(settings, r) for r in roles(settings)) if p.exited_early()]

@@ -177,7 +177,7 @@ class SinkRunner:
             self.writer.stored_positions.clear()
             try:
                 await self.consumer.commit(committed)
-            except Exception as exc:  # noqa: BLE001 (a failed advisory commit changes nothing)
+            except Exception as exc:
                 log.info("advisory offset commit failed", error=str(exc)[:200])
 
 

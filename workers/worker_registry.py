@@ -11,15 +11,13 @@ from workers.logs import get_logger
 from workers.metrics import serve_metrics
 from workers.settings import Settings
 
-ROLE_PORT_OFFSET = {"process": 0, "postgres": 1, "weaviate": 2, "neo4j": 3, "redis": 4}
 log = get_logger(__name__)
 
 
 @contextmanager
 def registered_metrics(settings: Settings, role: str) -> Iterator[int]:
-    wanted = settings.metrics_port + ROLE_PORT_OFFSET.get(role, 9) if settings.metrics_port else 0
     try:
-        port = serve_metrics(wanted)
+        port = serve_metrics(settings.metrics_port)
     except OSError:
         port = serve_metrics(0)  # a second replica of the same role on this host
     targets = settings.stack_home / "data" / "prometheus" / "targets"

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from workers.settings import Settings
-from workers.stack.process import StackError
+from workers.stack.process import StackError, group_rss_bytes
 from workers.stack.services import Service, all_services
 
 Say = Callable[[str], None]
@@ -83,10 +83,14 @@ def down(settings: Settings, names: Sequence[str] | None, say: Say) -> None:
 
 
 def status(settings: Settings, names: Sequence[str] | None, say: Say) -> bool:
-    healthy = True
+    healthy, total_rss = True, 0
     for service in select(settings, names):
         pid, ready = service.process.pid(), service.ready()
         state = "up" if ready and pid else ("up (not ours)" if ready else ("starting" if pid else "down"))
         healthy &= ready
-        say(f"  {service.name:<10} {state:<14} {service.addresses()}" + (f"  pid {pid}" if pid else ""))
+        rss = group_rss_bytes(pid) if pid else 0
+        total_rss += rss
+        memory = f"  rss {rss / 2**20:6.0f} MiB  pid {pid}" if pid else ""
+        say(f"  {service.name:<10} {state:<14} {service.addresses():<48}{memory}")
+    say(f"  {'total':<10} {'':<14} {'':<48}  rss {total_rss / 2**20:6.0f} MiB")
     return healthy

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from schemas.records import LogRecord, Origin, record_id_for
+from workers.pipeline import MAX_LINE_BYTES, RawLine, Rejected, enrich_logs
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _raw(value: bytes | None, offset: int = 0) -> RawLine:
+    return RawLine(Origin(topic="logs.raw", partition=1, offset=offset), value)
+
+
+def test_record_id_is_fixed_by_the_raw_position() -> None:
+    assert record_id_for("logs.raw", 1, 7) == record_id_for("logs.raw", 1, 7)
+    assert record_id_for("logs.raw", 1, 7) != record_id_for("logs.raw", 2, 7)
+    [first] = enrich_logs([_raw(b"hello world", 7)], now=NOW)
+    [again] = enrich_logs([_raw(b"hello world", 7)], now=NOW)
+    assert isinstance(first, LogRecord) and isinstance(again, LogRecord)
+    assert first.record_id == again.record_id == record_id_for("logs.raw", 1, 7)
+
+
+def test_syslog_and_json_lines_are_parsed() -> None:
+    syslog, json_line = enrich_logs([
+        _raw(b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8"),
+        _raw(b'{"time":"2026-11-23T10:00:00Z","level":"warning","msg":"disk 91% full","service":"store"}', 1),
+    ], now=NOW)
+    assert isinstance(syslog, LogRecord) and isinstance(json_line, LogRecord)
+    assert (syslog.format, syslog.host, syslog.service) == ("rfc3164", "mymachine", "su")
+    assert (json_line.format, json_line.level, json_line.service) == ("json", "WARN", "store")
+    assert json_line.timestamp == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def test_a_line_no_format_fits_is_kept_with_ingest_time() -> None:
+    [record] = enrich_logs([_raw(b"~~ nothing to see ~~")], now=NOW)
+    assert isinstance(record, LogRecord)
+    assert record.format == "unknown" and "nothing to see" in record.message and record.timestamp == NOW
+
+
+def test_unreadable_input_is_rejected_with_a_reason_and_nothing_is_dropped() -> None:
+    inputs = [_raw(b"\xff\xfe bad"), _raw(b"   "), _raw(None), _raw(b"a\x00b"), _raw(b"x" * (MAX_LINE_BYTES + 1))]
+    results = enrich_logs(inputs, now=NOW)
+    assert len(results) == len(inputs)
+    reasons = [r.reason.split(":")[0] for r in results if isinstance(r, Rejected)]
+    assert reasons == ["not_utf8", "empty", "empty", "binary", "too_large"]
