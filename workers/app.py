@@ -20,7 +20,7 @@ from schemas.topology import load_topology
 from workers.dlq import dlq_headers, dlq_topic
 from workers.logs import get_logger
 from workers.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_OUT
-from workers.pipeline import RawLine, Rejected, enrich_logs
+from workers.pipeline import LogEnricher, RawLine, Rejected
 from workers.settings import Settings
 from workers.worker_registry import registered_metrics
 
@@ -48,6 +48,7 @@ def build_app(settings: Settings) -> faust.App:
     raw = app.topic("logs.raw", key_serializer="raw", value_serializer="raw")
     enriched = app.topic(topology.enriched_topic, key_serializer="raw", value_serializer="raw")
     dead = app.topic(dlq_topic("logs.raw"), key_serializer="raw", value_serializer="raw")
+    enricher = LogEnricher()
 
     async def process_logs(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
@@ -55,7 +56,7 @@ def build_app(settings: Settings) -> faust.App:
                              e.message.value, e.message.timestamp and int(e.message.timestamp * 1000))
                      for e in events]
             RECORDS_IN.labels(STAGE).inc(len(batch))
-            deliveries = [await _send(enriched, dead, result) for result in enrich_logs(batch)]
+            deliveries = [await _send(enriched, dead, result) for result in enricher.enrich(batch)]
             await asyncio.gather(*deliveries)  # every output delivered before the batch is acked
 
     app.agent(raw, name="process_logs")(process_logs)

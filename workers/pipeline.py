@@ -1,18 +1,31 @@
 """The process tier's per-batch work, free of Kafka and Faust: raw lines in, records out.
 
-`enrich_logs` is what the Faust agent calls for each batch it takes. It returns, per input,
-either an enriched `LogRecord` or a `Rejected` with the reason it goes to the DLQ.
-A line no format fits is not rejected: it becomes a record of format "unknown".
+`LogEnricher.enrich` is what the Faust agent calls for each batch it takes:
+decode → parse → redact → template → entities → classify → anomaly score.
+It returns, per input, either an enriched `LogRecord` or a `Rejected` with the reason it
+goes to the DLQ. A line no format fits is not rejected: it becomes a record of format
+"unknown". Redaction runs before anything else sees the text, so no later step (nor any
+store) ever holds a secret.
+
+The stateful parts — the template miner and the log anomaly scorer — live in the enricher;
+`state()`/`restore()` and `last_offsets` let the agent persist them with the offsets they
+have applied, so a replayed record does not update them twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from schemas.records import LogRecord, Origin, record_id_for
-from workers.steps.parse import parse_line
+from schemas.records import Entity, LogRecord, Origin, record_id_for
+from workers.steps.classify import classify
+from workers.steps.entities import EntityExtractor
+from workers.steps.parse import ParsedLine, parse_line
+from workers.steps.redact import RedactionRules, default_rules
+from workers.steps.score_logs import LogAnomalyScorer
+from workers.steps.templates import TemplateMiner
 
 MAX_LINE_BYTES = 1 << 20  # a larger "line" is a shipper bug, not a log record
 
@@ -31,7 +44,7 @@ class Rejected:
     value: bytes | None
 
 
-def _decode(raw: RawLine) -> str | Rejected:
+def decode(raw: RawLine) -> str | Rejected:
     if raw.value is None or not raw.value.strip():
         return Rejected(raw.origin, "empty: the message has no text", raw.value)
     if len(raw.value) > MAX_LINE_BYTES:
@@ -45,25 +58,70 @@ def _decode(raw: RawLine) -> str | Rejected:
     return text
 
 
-def enrich_logs(batch: Sequence[RawLine], *, now: datetime | None = None) -> list[LogRecord | Rejected]:
-    received = now or datetime.now(UTC)
-    out: list[LogRecord | Rejected] = []
-    for raw in batch:
-        text = _decode(raw)
-        if isinstance(text, Rejected):
-            out.append(text)
-            continue
-        parsed = parse_line(text)
-        fallback = (datetime.fromtimestamp(raw.timestamp_ms / 1000, UTC) if raw.timestamp_ms else received)
-        out.append(LogRecord(
+@dataclass
+class _Parsed:
+    raw: RawLine
+    line: ParsedLine
+    message: str
+    fields: dict[str, str]
+    redacted: tuple[str, ...]
+
+
+@dataclass
+class LogEnricher:
+    """All steps of the process tier for log lines, with the state of the stateful ones."""
+
+    redaction: RedactionRules = field(default_factory=default_rules)
+    miner: TemplateMiner = field(default_factory=TemplateMiner)
+    scorer: LogAnomalyScorer = field(default_factory=LogAnomalyScorer)
+    extractor: EntityExtractor | None = None  # built lazily: spaCy costs a second to load
+    last_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> last applied
+
+    def enrich(self, batch: Sequence[RawLine], *, now: datetime | None = None) -> list[LogRecord | Rejected]:
+        received = now or datetime.now(UTC)
+        out: list[LogRecord | Rejected | _Parsed] = []
+        for raw in batch:
+            text = decode(raw)
+            if isinstance(text, Rejected):
+                out.append(text)
+                continue
+            line = parse_line(text)
+            message, kinds = self.redaction.redact(line.message)
+            fields, field_kinds = self.redaction.redact_fields(line.fields)
+            out.append(_Parsed(raw, line, message, fields, tuple(sorted(set(kinds) | set(field_kinds)))))
+        parsed = [item for item in out if isinstance(item, _Parsed)]
+        if self.extractor is None:
+            self.extractor = EntityExtractor()
+        entities = self.extractor.extract_batch([item.message for item in parsed])
+        records = iter(self._record(item, found, received) for item, found in zip(parsed, entities, strict=True))
+        return [next(records) if isinstance(item, _Parsed) else item for item in out]
+
+    def _record(self, item: _Parsed, found: Sequence[Any], received: datetime) -> LogRecord:
+        raw, line = item.raw, item.line
+        origin_key = f"{raw.origin.topic}/{raw.origin.partition}"
+        timestamp = line.timestamp or (
+            datetime.fromtimestamp(raw.timestamp_ms / 1000, UTC) if raw.timestamp_ms else received)
+        match = self.miner.add(item.message)
+        classification = classify(item.message, line.level, found)
+        service = line.service or line.host or "unknown"
+        replayed = self.last_offsets.get(origin_key, -1) >= raw.origin.offset
+        # A replayed record is scored without updating the scorer's state twice.
+        score = None if replayed else self.scorer.update(
+            service, match.template_id, line.level, item.message, timestamp.timestamp())
+        if not replayed:
+            self.last_offsets[origin_key] = raw.origin.offset
+        return LogRecord(
             record_id=record_id_for(raw.origin.topic, raw.origin.partition, raw.origin.offset),
-            origin=raw.origin,
-            timestamp=parsed.timestamp or fallback,
-            format=parsed.format,
-            level=parsed.level,
-            host=parsed.host,
-            service=parsed.service,
-            message=parsed.message,
-            fields=dict(parsed.fields),
-        ))
-    return out
+            origin=raw.origin, timestamp=timestamp, format=line.format, level=line.level, host=line.host,
+            service=line.service, message=item.message, fields=item.fields, template=match.template,
+            template_id=match.template_id,
+            entities=tuple(Entity(label=e.label, text=e.text) for e in found),
+            category=classification.category, severity=classification.severity, redacted=item.redacted,
+            anomaly_score=round(score.score, 4) if score else 0.0,
+            anomaly_reason=(score.explanation if score and score.reasons else None),
+        )
+
+
+def enrich_logs(batch: Sequence[RawLine], *, now: datetime | None = None) -> list[LogRecord | Rejected]:
+    """Stateless convenience for one batch (a fresh enricher): tests and one-off tools."""
+    return LogEnricher().enrich(batch, now=now)

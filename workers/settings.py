@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     neo4j_password: SecretStr = Field(SecretStr("polaris-neo4j"), description="Neo4j password (>= 8 chars)")
     weaviate_http: str = Field("127.0.0.1:8080", description="Weaviate REST host:port")
     weaviate_grpc: str = Field("127.0.0.1:50051", description="Weaviate gRPC host:port")
+    weaviate_gossip_port: int = Field(7946, gt=0, lt=65536, description="Weaviate cluster gossip port")
+    weaviate_data_port: int = Field(7947, gt=0, lt=65536, description="Weaviate cluster data port")
+    weaviate_raft_port: int = Field(8300, gt=0, lt=65536, description="Weaviate Raft port")
+    weaviate_raft_rpc_port: int = Field(8301, gt=0, lt=65536, description="Weaviate Raft internal RPC port")
+    weaviate_metrics_port: int = Field(2112, gt=0, lt=65536, description="Weaviate Prometheus metrics port")
     prometheus_listen: str = Field("127.0.0.1:9090", description="Prometheus web listen host:port")
     # --- workers -----------------------------------------------------------------------
     metrics_port: int = Field(9300, ge=0, lt=65536, description="Worker /metrics port (0 = any free port)")

@@ -44,3 +44,27 @@ def test_unreadable_input_is_rejected_with_a_reason_and_nothing_is_dropped() -> 
     assert len(results) == len(inputs)
     reasons = [r.reason.split(":")[0] for r in results if isinstance(r, Rejected)]
     assert reasons == ["not_utf8", "empty", "empty", "binary", "too_large"]
+
+
+def test_secrets_are_redacted_before_any_other_step_sees_them() -> None:
+    secret_line = (b'{"time":"2026-11-23T10:00:00Z","level":"info","msg":"login ok password=hunter2 '
+                   b'card 4111 1111 1111 1111","api_key":"sk_live_abcdef0123456789abcdef","service":"auth"}')
+    [record] = enrich_logs([_raw(secret_line)], now=NOW)
+    assert isinstance(record, LogRecord)
+    dumped = record.model_dump_json()
+    for secret in ("hunter2", "4111 1111 1111 1111", "sk_live_abcdef0123456789abcdef"):
+        assert secret not in dumped
+    assert record.redacted and "password" in " ".join(record.redacted)
+
+
+def test_records_are_enriched_with_template_entities_class_and_score() -> None:
+    lines = [f"<38>Nov 23 10:00:0{i} edge-7 sshd[42]: Failed password for root from 10.0.0.{i} port 22 ssh2"
+             .encode() for i in range(5)]
+    records = enrich_logs([_raw(line, i) for i, line in enumerate(lines)], now=NOW)
+    assert all(isinstance(r, LogRecord) for r in records)
+    last = records[-1]
+    assert isinstance(last, LogRecord)
+    assert last.template is not None and "<*>" in last.template and last.template_id
+    assert {"IP", "PORT"} <= {e.label for e in last.entities}
+    assert last.category in {"auth", "security"} and last.severity is not None
+    assert 0.0 <= last.anomaly_score <= 1.0

@@ -324,15 +324,18 @@ class Weaviate(Service):
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         host, port = self.settings.weaviate_http.rsplit(":", 1)
+        s = self.settings
         env = {
             "PERSISTENCE_DATA_PATH": str(self.data_dir), "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true",
             "DEFAULT_VECTORIZER_MODULE": "none", "API_BASED_MODULES_DISABLED": "true",
-            "CLUSTER_HOSTNAME": "node1", "CLUSTER_BIND_ADDR": "127.0.0.1", "CLUSTER_GOSSIP_BIND_PORT": "7946",
-            "CLUSTER_DATA_BIND_PORT": "7947", "RAFT_PORT": "8300", "RAFT_INTERNAL_RPC_PORT": "8301",
+            "CLUSTER_HOSTNAME": "node1", "CLUSTER_BIND_ADDR": "127.0.0.1",
+            "CLUSTER_GOSSIP_BIND_PORT": str(s.weaviate_gossip_port),
+            "CLUSTER_DATA_BIND_PORT": str(s.weaviate_data_port),
+            "RAFT_PORT": str(s.weaviate_raft_port), "RAFT_INTERNAL_RPC_PORT": str(s.weaviate_raft_rpc_port),
             "RAFT_BOOTSTRAP_EXPECT": "1", "RAFT_JOIN": "node1", "RAFT_TIMEOUTS_MULTIPLIER": "1",
             "GRPC_PORT": str(self.settings.port_of(self.settings.weaviate_grpc)), "DISABLE_TELEMETRY": "true",
             "GO_PROFILING_DISABLE": "true", "PROMETHEUS_MONITORING_ENABLED": "true",
-            "PROMETHEUS_MONITORING_PORT": "2112", "LOG_LEVEL": "warning",
+            "PROMETHEUS_MONITORING_PORT": str(s.weaviate_metrics_port), "LOG_LEVEL": "warning",
             "QUERY_DEFAULTS_LIMIT": "100",
         }
         self.process.start([str(self.binary), "--scheme", "http", "--host", host, "--port", port], env=env)
@@ -355,7 +358,7 @@ class Prometheus(Service):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "prometheus.yml"
         conf.write_text((FILES / "prometheus.yml").read_text().format(
-            targets=self.data_dir / "targets", metrics_port=self.settings.metrics_port))
+            targets=self.data_dir / "targets", weaviate_metrics_port=self.settings.weaviate_metrics_port))
         (self.data_dir / "targets").mkdir(exist_ok=True)
         self.process.start([
             "prometheus", f"--config.file={conf}", f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
