@@ -422,3 +422,37 @@ def test_loghub_component_and_level(parser: Parser, system: str) -> None:
         assert parsed.service == truth["Component"], raw
         if system != "Linux":  # Loghub's Linux "Level" column holds the host
             assert parsed.level == parser.catalog.level_aliases[truth["Level"].lower()], raw
+
+
+# -- formats are data ----------------------------------------------------------------------
+
+
+def test_new_format_is_a_file_entry_with_its_own_zone(tmp_path: Path) -> None:
+    formats = tmp_path / "formats.yaml"
+    formats.write_text(
+        "levels: {warning: WARN}\n"
+        "formats:\n"
+        "  - name: postgres\n"
+        "    first_chars: digit\n"
+        "    regex: '(?P<ts>\\d{4}-\\d\\d-\\d\\d[ ]\\d\\d:\\d\\d:\\d\\d\\.\\d+)[ ]\\[(?P<pid>\\d+)\\]"
+        "[ ](?P<level>[A-Z]+):[ ]+(?P<msg>.*)'\n"
+        "    service_default: postgres\n"
+        "    level: {group: level}\n"
+        "    timestamp: {group: ts, formats: ['%Y-%m-%d %H:%M:%S.%f'], zone: Europe/Berlin}\n",
+        encoding="utf-8",
+    )
+    parsed = Parser(formats).parse(
+        "2024-07-01 12:00:00.250 [4711] WARNING:  checkpoints are occurring too frequently")
+    assert (parsed.format, parsed.level, parsed.service) == ("postgres", "WARN", "postgres")
+    assert parsed.timestamp == datetime(2024, 7, 1, 10, 0, 0, 250000, tzinfo=UTC)  # CEST
+    assert parsed.fields == {"pid": "4711"}
+    assert parsed.message == "checkpoints are occurring too frequently"
+
+
+def test_bad_format_file_fails_at_load(tmp_path: Path) -> None:
+    from workers.steps.log_formats import FormatConfigError
+
+    formats = tmp_path / "formats.yaml"
+    formats.write_text("formats:\n  - name: x\n    regex: '(?P<text>.*)'\n", encoding="utf-8")
+    with pytest.raises(FormatConfigError, match="lacks groups"):
+        Parser(formats)

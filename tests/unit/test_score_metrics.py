@@ -7,6 +7,7 @@ import math
 import random
 
 from workers.steps.score_metrics import MetricDetector, MetricScore
+from workers.steps.score_metrics_stats import LevelDensity, Seasonal, ShapeMemory
 
 STEP = 300.0  # five-minute points, NAB's usual cadence
 
@@ -40,7 +41,8 @@ def test_spike_is_detected_and_explained() -> None:
     spike = scores[1000]
     assert spike.score >= 0.5
     assert spike.score > max(s.score for s in scores[900:1000])
-    assert spike.detector in {"spike", "novelty"}
+    # a spike is far from every baseline and its lagged window unlike any stored one
+    assert spike.detector in {"spike", "novelty", "shape"}
     assert spike.baseline is not None and abs(spike.baseline - 50.0) < 5.0
 
 
@@ -92,11 +94,13 @@ def test_state_round_trip_gives_identical_scores() -> None:
 
 def test_state_is_small_and_bounded() -> None:
     detector = MetricDetector()
-    feed(noise(500), detector)
+    feed(noise(2_500), detector)  # a week and a bit: every profile bin has been visited
     small = len(json.dumps(detector.to_dict()))
     feed(noise(20_000, seed=9), detector)
     large = len(json.dumps(detector.to_dict()))
-    assert large < 8_000 and large <= small + 200
+    # two seasonal profiles, a capped level histogram and a fixed reservoir of windows:
+    # full after a few hundred points, then no growth whatever the length
+    assert large < 30_000 and large <= small + 500
 
 
 def test_explanation_fields_are_finite() -> None:
@@ -104,3 +108,59 @@ def test_explanation_fields_are_finite() -> None:
     values[1100] -= 30.0
     for s in feed(values):
         assert math.isfinite(s.deviation) and math.isfinite(s.surprise)
+
+
+def test_level_density_finds_rare_levels_and_adapts_its_grid() -> None:
+    density = LevelDensity(horizon=5_000, max_bins=8)
+    density.start(0.1)
+    rng = random.Random(5)
+    for _ in range(2_000):  # two usual modes, 0 and 10, nothing in between
+        density.update(rng.choice((0.0, 10.0)) + rng.gauss(0.0, 0.5))
+    assert len(density.counts) <= 8 and density.width > 0.1  # merged to fit the range
+    assert density.surprise(0.0) < 1.0 and density.surprise(10.0) < 1.0
+    assert density.surprise(5.0) > 2.5  # between the modes: rare although not extreme
+    restored = LevelDensity(5_000, 8, json.loads(json.dumps(density.to_list())))
+    assert restored.surprise(5.0) == density.surprise(5.0)
+
+
+def test_shape_memory_knows_repeated_patterns_and_not_new_ones() -> None:
+    memory = ShapeMemory(dim=4, size=16)
+    pattern = [0.0, 1.0, 0.0, -1.0]
+    for i in range(400):
+        memory.update(pattern[i % 4])
+    assert len(memory.reservoir) == 16  # bounded
+    seen = memory.distance(pattern[400 % 4])
+    assert seen is not None and seen < 1e-9
+    novel = memory.distance(5.0)
+    assert novel is not None and novel > 3.0
+    assert memory.neighbour_value(pattern[400 % 4]) == pattern[400 % 4]
+
+
+def test_weekly_profile_learns_the_day_of_week() -> None:
+    week = Seasonal(7 * 86_400.0, bins=7, rate=0.5, horizon=1_000)
+    for day in range(21):  # weekends are busy
+        value = 10.0 if day % 7 >= 5 else 1.0
+        week.learn(week.phase(day * 86_400.0), value, None, 0.0)
+    assert week.profile[week.phase(5 * 86_400.0)] == 10.0
+    assert week.profile[week.phase(1 * 86_400.0)] == 1.0
+
+
+def test_a_quiet_weekday_is_found_when_the_daily_cycle_hides_it() -> None:
+    rng = random.Random(11)
+    day = int(86_400 / STEP)
+
+    def busy(i: int) -> float:  # a daily peak, higher on weekdays than at weekends
+        hour = (i % day) * 24 / day
+        peak = 40.0 if (i // day) % 7 < 5 else 20.0
+        return (peak if 8 <= hour < 20 else 5.0) + rng.gauss(0.0, 1.0)
+
+    values = [busy(i) for i in range(day * 35)]
+    holiday = day * 31  # a weekday that looks like a weekend
+    values[holiday : holiday + day] = [
+        (20.0 if 8 <= (i % day) * 24 / day < 20 else 5.0) + rng.gauss(0.0, 1.0)
+        for i in range(day)
+    ]
+    scores = feed(values)
+    assert max(s.score for s in scores[day * 21 : holiday]) < 0.5
+    assert max(s.score for s in scores[holiday : holiday + day]) >= 0.25
+

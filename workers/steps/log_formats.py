@@ -51,6 +51,7 @@ class LineFormat:
     nil_value: str | None = None
     nested: bool = False
     yearless: bool = False  # a timestamp format needs the reference time (year rule)
+    private_groups: tuple[str, ...] = ()  # groups named "_..." are matched, not reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ def _build_format(entry: Mapping[str, Any], zones: Mapping[str, tzinfo]) -> Line
         nil_value=entry.get("nil"),
         nested=bool(entry.get("nested", False)),
         yearless=any(str(f).startswith("yearless:") for f in timestamp.get("formats", ())),
+        private_groups=tuple(g for g in (pattern.groupindex if pattern else ()) if g[0] == "_"),
     )
     if pattern is not None:
         groups = set(pattern.groupindex)

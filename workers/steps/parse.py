@@ -144,8 +144,10 @@ class Parser:
         groups = {
             name: value
             for name, value in match.groupdict().items()
-            if value is not None and value != nil and not name.startswith("_")
+            if value is not None and value != nil
         }
+        for private in line_format.private_groups:
+            groups.pop(private, None)
         message = groups.pop(line_format.message_group, "").rstrip()
         if continuation:
             message = f"{message}\n{continuation}"

@@ -41,7 +41,10 @@ def decode_json_object(text: str) -> dict[str, str] | None:
     if not isinstance(value, dict):
         return None
     flat: dict[str, str] = {}
-    _flatten(value, "", flat)
+    try:
+        _flatten(value, "", flat)
+    except RecursionError:
+        return None  # absurdly deep nesting: keep the raw text instead
     return flat
 
 

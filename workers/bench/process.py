@@ -1,0 +1,137 @@
+"""`polaris bench process`: lines per second per core for each process-tier step and the
+whole chain, beside the rate at which a bare aiokafka consumer reads the same messages from
+the same broker in the same run (the ceiling for a Python consumer here).
+
+Rates are per CPU-second of this process (`time.process_time`), so a busy machine inflates
+wall time but not the figures much; the ratio chain / bare consumer is the number to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from schemas.records import Origin
+from workers.evals import SHARED_DATA
+from workers.pipeline import LogEnricher, RawLine
+from workers.settings import get_settings
+from workers.steps.classify import classify
+from workers.steps.entities import EntityExtractor
+from workers.steps.parse import parse_line
+from workers.steps.redact import default_rules
+from workers.steps.score_logs import LogAnomalyScorer
+from workers.steps.templates import TemplateMiner
+
+BATCH = 1000
+
+
+def loghub_mix(root: Path, total: int) -> list[bytes]:
+    files = sorted(root.glob("*/*_2k.log"))
+    if not files:
+        raise SystemExit(f"bench: no Loghub samples under {root}")
+    per_file = [[line for line in f.read_bytes().splitlines() if line.strip()] for f in files]
+    mixed = [line for group in zip(*per_file, strict=False) for line in group]
+    return (mixed * (total // len(mixed) + 1))[:total]
+
+
+def _rate(label: str, count: int, work: Callable[[], object]) -> dict[str, Any]:
+    started_cpu, started_wall = time.process_time(), time.perf_counter()
+    work()
+    cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started_wall
+    return {"step": label, "lines": count, "cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
+            "lines_per_cpu_s": round(count / cpu) if cpu else None}
+
+
+def step_rates(lines: Sequence[bytes]) -> list[dict[str, Any]]:
+    texts = [line.decode("utf-8", "replace") for line in lines]
+    parsed = [parse_line(text) for text in texts]
+    messages = [p.message for p in parsed]
+    rules = default_rules()
+    extractor = EntityExtractor()
+    results = [
+        _rate("parse", len(texts), lambda: [parse_line(t) for t in texts]),
+        _rate("redact", len(messages), lambda: [rules.redact(m) for m in messages]),
+    ]
+    miner = TemplateMiner()
+    results.append(_rate("template", len(messages), lambda: [miner.add(m) for m in messages]))
+    entities: list[Any] = []
+    results.append(_rate("entities", len(messages), lambda: entities.extend(
+        found for i in range(0, len(messages), BATCH) for found in extractor.extract_batch(messages[i:i + BATCH]))))
+    results.append(_rate("classify", len(messages), lambda: [
+        classify(m, p.level, e) for m, p, e in zip(messages, parsed, entities, strict=True)]))
+    scorer, miner2 = LogAnomalyScorer(), TemplateMiner()
+    ids = [miner2.add(m).template_id for m in messages]
+    results.append(_rate("score", len(messages), lambda: [
+        scorer.update(p.service or "x", t, p.level, m, float(i)) for i, (p, t, m) in enumerate(
+            zip(parsed, ids, messages, strict=True))]))
+    enricher = LogEnricher()
+    raws = [RawLine(Origin(topic="bench", partition=0, offset=i), line) for i, line in enumerate(lines)]
+    results.append(_rate("chain (all steps, records built)", len(raws), lambda: [
+        enricher.enrich(raws[i:i + BATCH]) for i in range(0, len(raws), BATCH)]))
+    return results
+
+
+async def bare_consumer_rate(bootstrap: str, lines: Sequence[bytes]) -> dict[str, Any]:
+    topic = f"bench.process.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20)
+        await producer.start()
+        try:
+            for i in range(0, len(lines), 5000):
+                await asyncio.gather(*[await producer.send(topic, line) for line in lines[i:i + 5000]])
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            seen, started_cpu, started_wall = 0, time.process_time(), time.perf_counter()
+            while seen < len(lines):
+                for messages in (await consumer.getmany(timeout_ms=1000, max_records=10000)).values():
+                    seen += len(messages)
+            cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started_wall
+        finally:
+            await consumer.stop()
+        return {"step": "bare aiokafka consumer (getmany)", "lines": seen, "cpu_s": round(cpu, 3),
+                "wall_s": round(wall, 3), "lines_per_cpu_s": round(seen / cpu) if cpu else None,
+                "lines_per_wall_s": round(seen / wall) if wall else None}
+    finally:
+        await admin.delete_topics([topic])
+        await admin.close()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lines", type=int, default=100_000, help="lines of the Loghub mix to use")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA / "loghub")
+    parser.add_argument("--json", type=Path, default=Path("bench-results/process.json"))
+
+
+def run(args: argparse.Namespace) -> int:
+    lines = loghub_mix(args.data, args.lines)
+    bare = asyncio.run(bare_consumer_rate(get_settings().kafka_bootstrap, lines))
+    steps = step_rates(lines)
+    ceiling = bare["lines_per_cpu_s"] or 1
+    print(f"{'step':<36} {'lines':>8} {'cpu s':>8} {'lines/cpu-s':>12} {'of bare':>8}")
+    for row in [bare, *steps]:
+        share = (row["lines_per_cpu_s"] or 0) / ceiling
+        row["share_of_bare_consumer"] = round(share, 3)
+        print(f"{row['step']:<36} {row['lines']:>8} {row['cpu_s']:>8.2f} {row['lines_per_cpu_s']:>12,} {share:>8.3f}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"lines": len(lines), "rows": [bare, *steps]}, indent=2))
+    print(f"saved {args.json}")
+    return 0
