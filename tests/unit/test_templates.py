@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from workers.evals import templates as evaluation
-from workers.steps.templates import TemplateMiner, extract_variables, template_id
+from workers.steps.templates import TemplateMiner, extract_variables, mask, template_id
+from workers.steps.templates_masking import mask_tokens
 
 LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "loghub"
 
@@ -70,6 +72,43 @@ def test_usernames_generalise_but_leading_words_do_not() -> None:
     templates = set(miner.templates().values())
     assert "Invalid user <*> from <*>" in templates
     assert not any(t.startswith("<*> ") and "preauth" in t for t in templates)
+
+
+def test_token_masking_matches_the_whole_line_regex() -> None:
+    lines = [line for system in ("Linux", "Hadoop", "HDFS", "Spark") for line in _contents(system, 2000)]
+    lines += [  # dates and sizes span whitespace; `0x` is the one digit-specific mask
+        "at Sun Jul 17 09:07:44 PDT 2005 from x-Jul 3 01:02:03",
+        "wrote 5 KB and 7  MB, 3 MILLIS, 12K in 0x1f 0X2 10x3",
+        "blk_1 blk_2 blk_3 done\tJul\t1 07:57:30 2005",
+    ]
+    for line in lines:
+        tokens, key = mask_tokens(line)
+        assert tokens == mask(line).split(), line
+        assert key == re.sub(r"\d+", "<*>", " ".join(tokens)), line
+
+
+def test_words_that_varied_after_the_same_token_vouch_for_a_family() -> None:
+    miner = TemplateMiner()
+    for user in ("cyrus", "news", "test", "root"):  # four users: a variable position
+        miner.add(f"pam_unix(cyrus:session): session closed for user {user}")
+    for user in ("cyrus", "news"):  # two known users after `user` are enough here
+        opened = miner.add(f"pam_unix(cyrus:session): session opened for user {user} by (uid=0)")
+    assert opened.template == "pam_unix(cyrus:session): session opened for user <*> by (uid=<*>)"
+    restored = TemplateMiner.from_dict(json.loads(json.dumps(miner.to_dict())))
+    line = "pam_unix(ftp:session): session opened for user test by (uid=0)"
+    assert restored.add(line) == miner.add(line)
+
+    later = TemplateMiner()  # the evidence may also come after the family formed
+    early = [later.add(f"sshd: session opened for user {user} by (uid=0)") for user in ("cyrus", "news")]
+    for user in ("cyrus", "news", "test", "root"):
+        later.add(f"sshd: session closed for user {user}")
+    assert {later.current_template(m.template_id) for m in early} == {
+        "sshd: session opened for user <*> by (uid=<*>)"
+    }
+
+    for state in ("RUNNING", "KILLED"):  # unknown words stay literal below four values
+        miner.add(f"Task attempt_01 Transitioned from NEW to {state} now")
+    assert "Task attempt_<*> Transitioned from NEW to KILLED now" in miner.templates().values()
 
 
 def test_metrics_on_a_hand_made_case() -> None:
