@@ -8,6 +8,7 @@
     polaris topics create                        create the topology's topics (and their .dlq)
     polaris db migrate                           apply SQL migrations to PostgreSQL
     polaris topology validate FILE               check a topology file
+    polaris bench process                        process-tier speed beside a bare consumer
     polaris eval NAME ...                        benchmarks of the pure steps on real data
 """
 
@@ -135,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     topology.add_argument("action", choices=["validate"])
     topology.add_argument("file")
     topology.set_defaults(func=_topology)
+
+    bench = commands.add_parser("bench", help="benchmarks: print figures, save JSON")
+    from workers import bench as benches
+
+    benches.register(bench.add_subparsers(dest="bench", required=True))
+    bench.set_defaults(func=lambda args: args.bench_run(args))
 
     evaluation = commands.add_parser("eval", help="score the pure steps on real data")
     evals.register(evaluation.add_subparsers(dest="name", required=True))
