@@ -12,7 +12,7 @@ that names the object's content dead-letters it, anything else is retried.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import weaviate
@@ -24,6 +24,7 @@ from weaviate.util import generate_uuid5
 from schemas.records import LogRecord
 from sinks.base import Batch, Decision, Position, RecordRejected, RetriableError, decide
 
+Vectorize = Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]]
 COLLECTION = "LogRecord"
 POSITIONS = "PolarisSinkOffset"
 _CONTENT_ERRORS = ("invalid", "parse", "wrong type", "not a valid", "unknown property", "too long")
@@ -46,7 +47,9 @@ def _properties(record: LogRecord) -> dict[str, Any]:
 class WeaviateSink:
     name = "weaviate"
 
-    def __init__(self, http: str, grpc: str) -> None:
+    def __init__(self, http: str, grpc: str, vectorize: Vectorize | None = None) -> None:
+        """`vectorize` maps texts to vectors (the template, or the message when there is none)."""
+        self._vectorize = vectorize
         host, port = http.rsplit(":", 1)
         self._client = weaviate.use_async_with_local(host=host, port=int(port), grpc_port=int(grpc.rsplit(":", 1)[1]))
 
@@ -106,7 +109,12 @@ class WeaviateSink:
             if decide(await self._read_position(batch.topic, batch.partition), batch) is Decision.SKIP:
                 return False
             if batch.records:
-                objects = [DataObject(properties=_properties(r), uuid=object_uuid(r.record_id)) for r in batch.records]
+                vectors: Sequence[Sequence[float] | None] = [None] * len(batch.records)
+                if self._vectorize is not None:
+                    vectors = await self._vectorize([r.template or r.message for r in batch.records])
+                objects = [DataObject(properties=_properties(r), uuid=object_uuid(r.record_id),
+                                      vector={"default": list(map(float, v))} if v is not None else None)
+                           for r, v in zip(batch.records, vectors, strict=True)]
                 result = await self._client.collections.get(COLLECTION).data.insert_many(objects)
                 if result.errors:
                     index, error = min(result.errors.items())
@@ -147,8 +155,11 @@ class WeaviateSink:
         return int(result.total_count or 0)
 
     async def fetch(self, record_id: str) -> dict[str, Any] | None:
-        found = await self._client.collections.get(COLLECTION).query.fetch_object_by_id(object_uuid(record_id))
-        return None if found is None else dict(found.properties)
+        found = await self._client.collections.get(COLLECTION).query.fetch_object_by_id(
+            object_uuid(record_id), include_vector=True)
+        if found is None:
+            return None
+        return {**found.properties, "_vector": found.vector.get("default") if found.vector else None}
 
     async def close(self) -> None:
         await self._client.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from pydantic import ValidationError
@@ -45,8 +45,30 @@ def build_sink(settings: Settings, name: str) -> Sink:
     if name == "weaviate":
         from sinks.weaviate import WeaviateSink
 
-        return WeaviateSink(settings.weaviate_http, settings.weaviate_grpc)
+        return WeaviateSink(settings.weaviate_http, settings.weaviate_grpc, vectorize=cached_vectorizer(settings))
     raise ValueError(f"unknown sink {name!r}; expected postgres, redis, neo4j or weaviate")
+
+
+def cached_vectorizer(settings: Settings) -> Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]]:
+    """Vectors through the Redis cache (one lookup per repeated template); straight from the
+    model when Redis is unreachable, so a cache outage slows Weaviate down but never stops it."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    from workers.embedding_cache import EmbeddingCache
+    from workers.steps.embed import SentenceEmbedder
+
+    embedder = SentenceEmbedder()
+    cache = EmbeddingCache(aioredis.from_url(settings.redis_url, socket_timeout=5), embedder)
+
+    async def vectorize(texts: Sequence[str]) -> Sequence[Sequence[float]]:
+        try:
+            return list(await cache.vectors_for(texts))
+        except (RedisError, OSError) as exc:
+            log.warning("embedding cache unavailable; embedding directly", error=str(exc)[:200])
+            return list(await asyncio.to_thread(embedder.embed, texts))
+
+    return vectorize
 
 
 class _Claims(ConsumerRebalanceListener):  # type: ignore[misc]

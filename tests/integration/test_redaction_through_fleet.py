@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from neo4j import AsyncGraphDatabase
 
 from sinks.weaviate import COLLECTION, WeaviateSink
+from tests.integration.helpers import in_every_store
 from workers.demo import publish
 from workers.settings import Settings
 
@@ -163,7 +164,8 @@ def test_no_secret_reaches_any_store(running_fleet: Settings) -> None:
     lines, needles = _secret_lines(marker)
     publish(running_fleet, "logs.raw", [line.encode() for line in lines])
     record_ids = asyncio.run(_wait_for_rows(running_fleet, marker, len(lines)))
-    time.sleep(3)  # the other sinks flush within their batch age; their records are awaited below
+    for record_id in record_ids:  # every store has caught up with these records
+        asyncio.run(in_every_store(running_fleet, record_id))
     haystacks = {
         "postgres": asyncio.run(_everything_in_postgres(running_fleet)),
         "weaviate": asyncio.run(_records_in_weaviate(running_fleet, record_ids)),

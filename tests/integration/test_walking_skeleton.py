@@ -7,42 +7,12 @@ import asyncio
 import json
 import time
 import uuid
-from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from tests.integration.helpers import TIMEOUT_S, in_every_store, record_id_of
 from workers.demo import publish
 from workers.settings import Settings
-from workers.stores import find_record
-
-TIMEOUT_S = 120
-
-
-async def _record_id_of(settings: Settings, token: str) -> dict[str, Any]:
-    conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
-    try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while time.monotonic() < deadline:
-            row = await conn.fetchrow("SELECT * FROM log_records WHERE message LIKE $1", f"%{token}%")
-            if row is not None:
-                return dict(row)
-            await asyncio.sleep(0.5)
-    finally:
-        await conn.close()
-    raise AssertionError(f"no PostgreSQL row with {token} after {TIMEOUT_S}s (see .polaris/run/worker-*.log)")
-
-
-async def _in_every_store(settings: Settings, record_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + TIMEOUT_S
-    found: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        found = await find_record(settings, record_id)
-        if all(found.values()):
-            return found
-        await asyncio.sleep(0.5)
-    missing = [store for store, value in found.items() if not value]
-    raise AssertionError(f"record {record_id} missing from {missing} after {TIMEOUT_S}s")
 
 
 def test_syslog_line_reaches_all_four_stores(running_fleet: Settings) -> None:
@@ -50,15 +20,33 @@ def test_syslog_line_reaches_all_four_stores(running_fleet: Settings) -> None:
     line = f"<38>Nov 23 10:00:00 edge-7 sshd[4242]: Accepted publickey for deploy from 10.1.2.3 port 5022 {token}"
     publish(running_fleet, "logs.raw", [line.encode()])
 
-    row = asyncio.run(_record_id_of(running_fleet, token))
+    row = asyncio.run(record_id_of(running_fleet, token))
     assert (row["format"], row["host"], row["service"], row["level"]) == ("rfc3164", "edge-7", "sshd", "INFO")
     assert row["fields"] and json.loads(row["fields"]).get("pid") == "4242"
 
-    found = asyncio.run(_in_every_store(running_fleet, row["record_id"]))
+    found = asyncio.run(in_every_store(running_fleet, row["record_id"]))
     assert token in found["redis"]["message"] and found["redis"]["host"] == "edge-7"
     assert token in found["weaviate"]["message"] and found["weaviate"]["service"] == "sshd"
     assert found["neo4j"]["service"] == "sshd" and found["neo4j"]["host"] == "edge-7"
     assert token in found["neo4j"]["message"]
+    vector = found["weaviate"]["_vector"]
+    assert vector is not None and len(vector) == 384, "Weaviate objects carry the template's embedding"
+    assert abs(sum(x * x for x in vector) - 1.0) < 1e-3
+    asyncio.run(_assert_cached_vector(running_fleet, row["template"] or row["message"]))
+
+
+async def _assert_cached_vector(settings: Settings, text: str) -> None:
+    import redis.asyncio as aioredis
+
+    from workers.steps.embed import MODEL_NAME, embedding_cache_key
+
+    client = aioredis.from_url(settings.redis_url)
+    try:
+        key = embedding_cache_key(text, MODEL_NAME)
+        assert await client.exists(key), f"no cached vector under {key}"
+        assert 0 < await client.ttl(key) <= 3600
+    finally:
+        await client.aclose()
 
 
 def test_json_line_reaches_all_four_stores(running_fleet: Settings) -> None:
@@ -67,19 +55,19 @@ def test_json_line_reaches_all_four_stores(running_fleet: Settings) -> None:
                        "service": "checkout", "host": "api-3"})
     publish(running_fleet, "logs.raw", [line.encode()])
 
-    row = asyncio.run(_record_id_of(running_fleet, token))
+    row = asyncio.run(record_id_of(running_fleet, token))
     assert (row["format"], row["level"], row["service"]) == ("json", "ERROR", "checkout")
     assert row["ts"].isoformat() == "2026-11-23T10:00:00.250000+00:00"
-    found = asyncio.run(_in_every_store(running_fleet, row["record_id"]))
+    found = asyncio.run(in_every_store(running_fleet, row["record_id"]))
     assert found["weaviate"]["level"] == "ERROR"
 
 
 def test_line_no_format_fits_is_kept_as_unknown(running_fleet: Settings) -> None:
     token = f"probe-{uuid.uuid4().hex}"
     publish(running_fleet, "logs.raw", [f"~~ {token} ~~ free text with no header".encode()])
-    row = asyncio.run(_record_id_of(running_fleet, token))
+    row = asyncio.run(record_id_of(running_fleet, token))
     assert row["format"] == "unknown" and token in row["message"]
-    asyncio.run(_in_every_store(running_fleet, row["record_id"]))
+    asyncio.run(in_every_store(running_fleet, row["record_id"]))
 
 
 async def _dead_letter_with(settings: Settings, token: bytes) -> tuple[bytes, dict[str, bytes]]:
