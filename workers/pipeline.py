@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.records import Entity, LogRecord, Origin, record_id_for
-from workers.steps.classify import classify
+from workers.steps.classify import Classification, classify
 from workers.steps.entities import EntityExtractor
 from workers.steps.parse import ParsedLine, parse_line
 from workers.steps.redact import RedactionRules, default_rules
@@ -76,6 +76,9 @@ class LogEnricher:
     scorer: LogAnomalyScorer = field(default_factory=LogAnomalyScorer)
     extractor: EntityExtractor | None = None  # built lazily: spaCy costs a second to load
     last_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> last applied
+    _classes: dict[tuple[str, str | None, frozenset[str]], Classification] = field(default_factory=dict)
+    # (label, text) -> the record's Entity: frozen, so one instance serves every repetition
+    _entities: dict[tuple[str, str], Entity] = field(default_factory=dict)
 
     def enrich(self, batch: Sequence[RawLine], *, now: datetime | None = None) -> list[LogRecord | Rejected]:
         received = now or datetime.now(UTC)
@@ -87,8 +90,15 @@ class LogEnricher:
                 continue
             line = parse_line(text)
             message, kinds = self.redaction.redact(line.message)
-            fields, field_kinds = self.redaction.redact_fields(line.fields)
-            out.append(_Parsed(raw, line, message, fields, tuple(sorted(set(kinds) | set(field_kinds)))))
+            if line.fields:
+                fields, field_kinds = self.redaction.redact_fields(line.fields)
+                if field_kinds:
+                    kinds = (*kinds, *field_kinds)
+            else:
+                fields = {}
+            # distinct kinds, sorted (`kinds` from redact are already distinct)
+            redacted = () if not kinds else kinds if len(kinds) == 1 else tuple(sorted(set(kinds)))
+            out.append(_Parsed(raw, line, message, fields, redacted))
         parsed = [item for item in out if isinstance(item, _Parsed)]
         if self.extractor is None:
             self.extractor = EntityExtractor()
@@ -102,7 +112,16 @@ class LogEnricher:
         timestamp = line.timestamp or (
             datetime.fromtimestamp(raw.timestamp_ms / 1000, UTC) if raw.timestamp_ms else received)
         match = self.miner.add(item.message)
-        classification = classify(item.message, line.level, found)
+        entities = self._entities_of(found)
+        # Classified once per (template, level, entity labels): the template holds the words
+        # the rules look at, and it costs one lookup for every repetition.
+        labels = frozenset(e.label for e in entities)
+        class_key = (match.template_id, line.level, labels)
+        classification = self._classes.get(class_key)
+        if classification is None:
+            if len(self._classes) > 50_000:
+                self._classes.clear()
+            classification = self._classes[class_key] = classify(match.template, line.level, found)
         service = line.service or line.host or "unknown"
         replayed = self.last_offsets.get(origin_key, -1) >= raw.origin.offset
         # A replayed record is scored without updating the scorer's state twice.
@@ -115,11 +134,26 @@ class LogEnricher:
             origin=raw.origin, timestamp=timestamp, format=line.format, level=line.level, host=line.host,
             service=line.service, message=item.message, fields=item.fields, template=match.template,
             template_id=match.template_id,
-            entities=tuple(Entity(label=e.label, text=e.text) for e in found),
+            entities=entities,
             category=classification.category, severity=classification.severity, redacted=item.redacted,
             anomaly_score=round(score.score, 4) if score else 0.0,
             anomaly_reason=(score.explanation if score and score.reasons else None),
         )
+
+    def _entities_of(self, found: Sequence[Any]) -> tuple[Entity, ...]:
+        if not found:
+            return ()
+        cache = self._entities
+        out = []
+        for e in found:
+            key = (e.label, e.text)
+            entity = cache.get(key)
+            if entity is None:
+                if len(cache) >= 100_000:
+                    cache.clear()
+                entity = cache[key] = Entity(label=e.label, text=e.text)
+            out.append(entity)
+        return tuple(out)
 
 
 def enrich_logs(batch: Sequence[RawLine], *, now: datetime | None = None) -> list[LogRecord | Rejected]:

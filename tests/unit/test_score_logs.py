@@ -156,3 +156,12 @@ def test_error_words_are_found_case_insensitively_with_suffixes() -> None:
     assert words == ["fail", "panic"]
     assert 0.9 < strength <= 1.0
     assert error_content_strength("all good")[0] == 0.0
+
+
+def test_unicode_look_alikes_of_error_words_do_not_crash_the_scorer() -> None:
+    from workers.steps.score_logs import LogAnomalyScorer, error_content_strength
+
+    strength, words = error_content_strength("İnvalid ſegfault in módulo")
+    assert 0.0 <= strength <= 1.0 and all(word.isascii() for word in words)
+    score = LogAnomalyScorer().update("svc", "t1", "ERROR", "İnvalid ſegfault", 1.0)
+    assert 0.0 <= score.score <= 1.0

@@ -161,6 +161,49 @@ def _apply_check(line: str, candidate: Candidate) -> list[tuple[str, int, int]]:
     return [(label, start, end)]
 
 
+_SHAPE_CHECKS = frozenset({"", "url", "after_slash", "k8s_namespace_pod"})
+_MAX_OUTCOMES_PER_SHAPE = 256
+
+
+class _ShapePlan:
+    """What a shape's candidates become, with as much as possible decided once per shape.
+
+    The reshaping checks (url, after_slash, k8s_namespace_pod) only look at characters the
+    mask keeps (":", "+", "/", digit-ness), so they give the same spans on the shape as on
+    any line of it, and run once. The value checks need the real digits: per line only they
+    run, and the overlap resolution is cached per combination of their outcomes.
+    """
+
+    __slots__ = ("candidates", "checked", "fixed", "resolved")
+
+    def __init__(self, shape: str, candidates: tuple[Candidate, ...]) -> None:
+        self.candidates = candidates
+        self.fixed: list[tuple[str, int, int]] = []
+        self.checked: list[tuple[str, int, int, Callable[[str], bool]]] = []
+        for candidate in candidates:
+            label, start, end, check = candidate
+            if check in _SHAPE_CHECKS:
+                self.fixed.extend(_apply_check(shape, candidate))
+            else:
+                self.checked.append((label, start, end, _VALUE_CHECKS[check]))
+        self.resolved: dict[tuple[bool, ...], tuple[tuple[str, int, int], ...]] = {}
+
+    def spans(self, line: str, priority: dict[str, int]) -> tuple[tuple[str, int, int], ...]:
+        """Non-empty, non-overlapping (label, start, end) of this line, in text order."""
+        outcome = tuple([check(line[start:end]) for _, start, end, check in self.checked])
+        spans = self.resolved.get(outcome)
+        if spans is None:
+            passed = [(label, start, end) for (label, start, end, _), ok
+                      in zip(self.checked, outcome, strict=True) if ok]
+            spans = tuple(
+                span for span in _resolve_overlaps([*self.fixed, *passed], priority)
+                if span[2] > span[1]
+            )
+            if len(self.resolved) < _MAX_OUTCOMES_PER_SHAPE:
+                self.resolved[outcome] = spans
+        return spans
+
+
 def _resolve_overlaps(
     spans: Iterable[tuple[str, int, int]], priority: dict[str, int]
 ) -> list[tuple[str, int, int]]:
@@ -194,7 +237,7 @@ class EntityExtractor:
         self.batch_size = batch_size
         self.cache_hits = 0
         self.cache_misses = 0
-        self._cache: OrderedDict[str, tuple[Candidate, ...]] = OrderedDict()
+        self._cache: OrderedDict[str, _ShapePlan] = OrderedDict()
         self._trim: dict[str, tuple[int | None, int | None, str]] = {}
         self._priority: dict[str, int] = {}
         self.nlp = self._build_pipeline(load_patterns(patterns_path))
@@ -237,42 +280,37 @@ class EntityExtractor:
                 found.add((span.label_, kept.start_char, kept.end_char, check))
         return tuple(sorted(found, key=lambda c: (c[1], c[2], c[0])))
 
-    def _lookup(self, shapes: Sequence[str]) -> list[tuple[Candidate, ...]]:
-        """Candidates per shape: cached shapes are reused, the rest go through nlp.pipe."""
+    def _lookup(self, shapes: Sequence[str]) -> list[_ShapePlan]:
+        """Plan per shape: cached shapes are reused, the rest go through nlp.pipe."""
         if self.cache_size <= 0:
             self.cache_misses += len(shapes)
-            return [self._candidates(d) for d in self.nlp.pipe(shapes, batch_size=self.batch_size)]
+            docs = self.nlp.pipe(shapes, batch_size=self.batch_size)
+            return [_ShapePlan(s, self._candidates(d)) for s, d in zip(shapes, docs, strict=True)]
         missing = list(dict.fromkeys(s for s in shapes if s not in self._cache))
         self.cache_misses += len(missing)
         self.cache_hits += len(shapes) - len(missing)
         docs = self.nlp.pipe(missing, batch_size=self.batch_size)
-        fresh = dict(zip(missing, map(self._candidates, docs), strict=True))
+        fresh = {s: _ShapePlan(s, self._candidates(d)) for s, d in zip(missing, docs, strict=True)}
         results = []
         for shape in shapes:
-            candidates = fresh.get(shape)
-            if candidates is None:
-                candidates = self._cache[shape]
+            plan = fresh.get(shape)
+            if plan is None:
+                plan = self._cache[shape]
                 self._cache.move_to_end(shape)
-            results.append(candidates)
-        for shape, candidates in fresh.items():
-            self._cache[shape] = candidates
+            results.append(plan)
+        for shape, plan in fresh.items():
+            self._cache[shape] = plan
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)  # least recently used
         return results
 
     def extract_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
         shapes = [shape_of(text) for text in texts]
-        out: list[list[Entity]] = []
-        for text, candidates in zip(texts, self._lookup(shapes), strict=True):
-            spans = [span for candidate in candidates for span in _apply_check(text, candidate)]
-            out.append(
-                [
-                    Entity(label, text[start:end], start, end)
-                    for label, start, end in _resolve_overlaps(spans, self._priority)
-                    if end > start
-                ]
-            )
-        return out
+        priority = self._priority
+        return [
+            [Entity(label, text[start:end], start, end) for label, start, end in plan.spans(text, priority)]
+            for text, plan in zip(texts, self._lookup(shapes), strict=True)
+        ]
 
     def clear_cache(self) -> None:
         self._cache.clear()

@@ -135,6 +135,12 @@ class RedactionRules:
             for literal in rule.trigger_literals:
                 literal_rules.setdefault(literal, []).append(index)
         self._literal_rules = tuple((lit, tuple(ids)) for lit, ids in literal_rules.items())
+        # One search says whether any literal is present at all (most lines hold none), so
+        # the per-literal loop runs only for the few that do; same hits either way.
+        self._any_literal = (
+            re.compile("|".join(re.escape(lit) for lit in literal_rules)) if literal_rules else None
+        )
+        self._field_kinds: dict[str, str | None] = {}  # field name -> secret_field_kind
         self._regex_rules = tuple(
             (rule.trigger_regex, index)
             for index, rule in enumerate(self.rules)
@@ -144,9 +150,10 @@ class RedactionRules:
     def _triggered(self, text: str) -> list[RedactionRule]:
         lowered = text.lower()
         hit: set[int] = set()
-        for literal, indexes in self._literal_rules:
-            if literal in lowered:
-                hit.update(indexes)
+        if self._any_literal is not None and self._any_literal.search(lowered) is not None:
+            for literal, indexes in self._literal_rules:
+                if literal in lowered:
+                    hit.update(indexes)
         for trigger_regex, index in self._regex_rules:
             if index not in hit and trigger_regex.search(text) is not None:
                 hit.add(index)
@@ -191,6 +198,17 @@ class RedactionRules:
         return text, tuple(dict.fromkeys(found))  # distinct kinds, first-seen order
 
     def secret_field_kind(self, name: str) -> str | None:
+        try:
+            return self._field_kinds[name]
+        except KeyError:
+            pass
+        kind = self._field_kind(name)
+        if len(self._field_kinds) >= 4096:  # field names are few; stay bounded regardless
+            self._field_kinds.clear()
+        self._field_kinds[name] = kind
+        return kind
+
+    def _field_kind(self, name: str) -> str | None:
         for field_rule in self.field_names:
             if field_rule.pattern.search(name):
                 return field_rule.kind
