@@ -161,7 +161,7 @@ def test_error_words_are_found_case_insensitively_with_suffixes() -> None:
 def test_unicode_look_alikes_of_error_words_do_not_crash_the_scorer() -> None:
     from workers.steps.score_logs import LogAnomalyScorer, error_content_strength
 
-    strength, words = error_content_strength("İnvalid ſegfault in módulo")
+    strength, words = error_content_strength("\u0130nvalid \u017fegfault in m\u00f3dulo")
     assert 0.0 <= strength <= 1.0 and all(word.isascii() for word in words)
-    score = LogAnomalyScorer().update("svc", "t1", "ERROR", "İnvalid ſegfault", 1.0)
+    score = LogAnomalyScorer().update("svc", "t1", "ERROR", "\u0130nvalid \u017fegfault", 1.0)
     assert 0.0 <= score.score <= 1.0
