@@ -164,7 +164,7 @@ def error_content_strength(message: str) -> tuple[float, list[str]]:
     if head.isascii():
         found = set(_ERROR_WORD_LOWER_RE.findall(head.lower()))
     else:
-        # Case-insensitive matching also accepts look-alikes ("İnvalid", "ſegfault") whose
+        # Case-insensitive matching also accepts look-alikes (dotted capital I, long s) whose
         # lower case is not a listed word: keep only the listed ones.
         found = {m.lower() for m in _ERROR_WORD_RE.findall(head)} & ERROR_WORDS.keys()
     words = sorted(found)
