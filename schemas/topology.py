@@ -52,6 +52,7 @@ class Route(BaseModel):
 class Topology(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     raw_topics: dict[str, TopicSpec] = Field(description="topics producers publish to, by record kind source")
+    log_topic: str = Field("logs.raw", pattern=TOPIC_PATTERN, description="the raw topic holding log lines")
     enriched_topic: str = Field("records.enriched", pattern=TOPIC_PATTERN)
     enriched: TopicSpec = TopicSpec()
     routes: tuple[Route, ...] = Field(min_length=1)
@@ -63,6 +64,8 @@ class Topology(BaseModel):
         for topic in self.raw_topics:
             if not re.match(TOPIC_PATTERN, topic):
                 raise ValueError(f"topic name {topic!r} may only hold letters, digits, '.', '_' and '-'")
+        if self.log_topic not in self.raw_topics:
+            raise ValueError(f"log_topic {self.log_topic!r} must be one of raw_topics {sorted(self.raw_topics)}")
         names = [route.name for route in self.routes]
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:

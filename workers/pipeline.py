@@ -76,6 +76,10 @@ class LogEnricher:
     scorer: LogAnomalyScorer = field(default_factory=LogAnomalyScorer)
     extractor: EntityExtractor | None = None  # built lazily: spaCy costs a second to load
     last_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> last applied
+    # (topic/partition, offset) -> (template, template_id, score, reason) of the latest records,
+    # so a replay after a crash reproduces its first result exactly.
+    recent: dict[tuple[str, int], tuple[str, str, float, str | None]] = field(default_factory=dict)
+    remember: int = 3000  # more than the records acked but not yet committed at any moment
     _classes: dict[tuple[str, str | None, frozenset[str]], Classification] = field(default_factory=dict)
     # (label, text) -> the record's Entity: frozen, so one instance serves every repetition
     _entities: dict[tuple[str, str], Entity] = field(default_factory=dict)
@@ -111,34 +115,78 @@ class LogEnricher:
         origin_key = f"{raw.origin.topic}/{raw.origin.partition}"
         timestamp = line.timestamp or (
             datetime.fromtimestamp(raw.timestamp_ms / 1000, UTC) if raw.timestamp_ms else received)
-        match = self.miner.add(item.message)
+        position = (origin_key, raw.origin.offset)
+        replayed = self.last_offsets.get(origin_key, -1) >= raw.origin.offset
+        remembered = self.recent.get(position) if replayed else None
+        if remembered is not None:
+            # A replay (after a crash or rebalance) gets exactly what it got the first time,
+            # and leaves the miner's and scorer's state alone.
+            template, template_id, score_value, reason = remembered
+        else:
+            match = self.miner.add(item.message)
+            template, template_id = match.template, match.template_id
         entities = self._entities_of(found)
         # Classified once per (template, level, entity labels): the template holds the words
         # the rules look at, and it costs one lookup for every repetition.
         labels = frozenset(e.label for e in entities)
-        class_key = (match.template_id, line.level, labels)
+        class_key = (template_id, line.level, labels)
         classification = self._classes.get(class_key)
         if classification is None:
             if len(self._classes) > 50_000:
                 self._classes.clear()
-            classification = self._classes[class_key] = classify(match.template, line.level, found)
-        service = line.service or line.host or "unknown"
-        replayed = self.last_offsets.get(origin_key, -1) >= raw.origin.offset
-        # A replayed record is scored without updating the scorer's state twice.
-        score = None if replayed else self.scorer.update(
-            service, match.template_id, line.level, item.message, timestamp.timestamp())
-        if not replayed:
-            self.last_offsets[origin_key] = raw.origin.offset
+            classification = self._classes[class_key] = classify(template, line.level, found)
+        if remembered is None:
+            if replayed:  # older than the remembered window: the state must not move twice
+                score_value, reason = 0.0, "replayed beyond the remembered window: not rescored"
+            else:
+                service = line.service or line.host or "unknown"
+                score = self.scorer.update(service, template_id, line.level, item.message, timestamp.timestamp())
+                score_value, reason = round(score.score, 4), (score.explanation if score.reasons else None)
+                self.last_offsets[origin_key] = raw.origin.offset
+                self._remember(position, (template, template_id, score_value, reason))
         return LogRecord(
             record_id=record_id_for(raw.origin.topic, raw.origin.partition, raw.origin.offset),
             origin=raw.origin, timestamp=timestamp, format=line.format, level=line.level, host=line.host,
-            service=line.service, message=item.message, fields=item.fields, template=match.template,
-            template_id=match.template_id,
+            service=line.service, message=item.message, fields=item.fields, template=template,
+            template_id=template_id,
             entities=entities,
             category=classification.category, severity=classification.severity, redacted=item.redacted,
-            anomaly_score=round(score.score, 4) if score else 0.0,
-            anomaly_reason=(score.explanation if score and score.reasons else None),
+            anomaly_score=score_value,
+            anomaly_reason=reason,
         )
+
+    def _remember(self, position: tuple[str, int], outcome: tuple[str, str, float, str | None]) -> None:
+        self.recent[position] = outcome
+        if len(self.recent) > self.remember:
+            del self.recent[next(iter(self.recent))]  # dicts keep insertion order: oldest first
+
+    def state(self) -> dict[str, Any]:
+        """JSON-safe state of the stateful steps, with the offsets they have applied."""
+        return {
+            "version": 1, "miner": self.miner.to_dict(), "scorer": self.scorer.to_dict(),
+            "last_offsets": dict(self.last_offsets),
+            **self._recent_state(),
+        }
+
+    def _recent_state(self) -> dict[str, Any]:
+        # Templates and reasons repeat: each distinct one is written once.
+        templates: dict[str, str] = {}
+        reasons: dict[str | None, int] = {}
+        rows = []
+        for (key, offset), (template, template_id, score, reason) in self.recent.items():
+            templates[template_id] = template
+            rows.append([key, offset, template_id, score, reasons.setdefault(reason, len(reasons))])
+        return {"recent": rows, "recent_templates": templates, "recent_reasons": list(reasons)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if state.get("version") != 1:
+            raise ValueError(f"unknown process state version {state.get('version')!r}")
+        self.miner = TemplateMiner.from_dict(state["miner"])
+        self.scorer = LogAnomalyScorer.from_dict(state["scorer"])
+        self.last_offsets = {key: int(offset) for key, offset in state["last_offsets"].items()}
+        templates, reasons = state["recent_templates"], state["recent_reasons"]
+        self.recent = {(key, int(offset)): (templates[template_id], template_id, float(score), reasons[reason])
+                       for key, offset, template_id, score, reason in state["recent"]}
 
     def _entities_of(self, found: Sequence[Any]) -> tuple[Entity, ...]:
         if not found:

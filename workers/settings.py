@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     weaviate_metrics_port: int = Field(2112, gt=0, lt=65536, description="Weaviate Prometheus metrics port")
     prometheus_listen: str = Field("127.0.0.1:9090", description="Prometheus web listen host:port")
     # --- workers -----------------------------------------------------------------------
+    process_app_id: str = Field("polaris-process", pattern=r"^[a-z0-9-]{1,60}$",
+                                description="Faust app id of the process tier (its consumer group and state topics)")
+    process_commit_every: int = Field(1000, ge=1, description="process tier: commit source offsets every N records")
+    process_commit_interval_s: float = Field(1.0, gt=0, description="process tier: ... or every N seconds")
     metrics_port: int = Field(9300, ge=0, lt=65536, description="Worker /metrics port (0 = any free port)")
     topology_file: Path = Field(REPO_ROOT / "topologies" / "default.yaml", description="Topology YAML")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level")

@@ -34,3 +34,22 @@ async def _ensure(settings: Settings) -> list[str]:
 
 def ensure_topics(settings: Settings) -> list[str]:
     return asyncio.run(_ensure(settings))
+
+
+async def _ensure_state_topic(settings: Settings, name: str, partitions: int) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        if name in set(await admin.list_topics()):
+            return False
+        # Compacted: only the latest state of each partition matters.
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs={
+            "cleanup.policy": "compact", "max.message.bytes": str(16 << 20)})])
+        return True
+    finally:
+        await admin.close()
+
+
+def ensure_state_topic(settings: Settings, name: str, partitions: int) -> bool:
+    """Create a Faust table's changelog topic (Faust is not allowed to declare topics)."""
+    return asyncio.run(_ensure_state_topic(settings, name, partitions))
