@@ -74,3 +74,17 @@ def saturate(value: float, scale: float) -> float:
     if value <= 0.0:
         return 0.0
     return 1.0 - math.exp(-value / scale)
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyScore:
+    """A detector's verdict on one item: a score in [0, 1] and the reasons behind it."""
+
+    score: float
+    reasons: tuple[Reason, ...]
+
+    @property
+    def explanation(self) -> str:
+        if not self.reasons:
+            return "nothing unusual"
+        return "; ".join(str(r) for r in sorted(self.reasons, key=lambda r: -r.strength))

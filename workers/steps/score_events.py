@@ -23,7 +23,15 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from workers.steps.anomaly_common import Reason, clamp01, decay, decayed_window, noisy_or, saturate
+from workers.steps.anomaly_common import (
+    AnomalyScore,
+    Reason,
+    clamp01,
+    decay,
+    decayed_window,
+    noisy_or,
+    saturate,
+)
 
 STATE_VERSION = 1
 
@@ -69,16 +77,7 @@ class EventScorerConfig:
     transition_count_cap: float = 1e6  # counts halve past this total, so old habits fade
 
 
-@dataclass(frozen=True, slots=True)
-class EventScore:
-    score: float
-    reasons: tuple[Reason, ...]
-
-    @property
-    def explanation(self) -> str:
-        if not self.reasons:
-            return "nothing unusual"
-        return "; ".join(str(r) for r in sorted(self.reasons, key=lambda r: -r.strength))
+EventScore = AnomalyScore
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 from workers.steps.anomaly_common import (
     LN2,
+    AnomalyScore,
     Reason,
     clamp01,
     decay,
@@ -96,16 +97,7 @@ class LogScorerConfig:
     min_reason_strength: float = 0.05  # weaker evidence is left out of the explanation
 
 
-@dataclass(frozen=True, slots=True)
-class LogScore:
-    score: float
-    reasons: tuple[Reason, ...]
-
-    @property
-    def explanation(self) -> str:
-        if not self.reasons:
-            return "nothing unusual"
-        return "; ".join(str(r) for r in sorted(self.reasons, key=lambda r: -r.strength))
+LogScore = AnomalyScore
 
 
 @dataclass(slots=True)
