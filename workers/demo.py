@@ -14,7 +14,7 @@ from workers.evals import SHARED_DATA
 from workers.settings import Settings
 from workers.stack import manager
 from workers.stack.process import StackError
-from workers.stores import STORES, store_counts
+from workers.stores import STORES, find_record, store_counts
 
 
 def say(line: str) -> None:
@@ -37,6 +37,38 @@ def publish(settings: Settings, topic: str, lines: list[bytes]) -> None:
                           input=b"\n".join(lines) + b"\n", capture_output=True, timeout=120, check=False)
     if done.returncode != 0:
         raise StackError(f"kcat could not publish to {topic}: {done.stderr.decode(errors='replace')[-500:]}")
+
+
+def show_sample(settings: Settings) -> None:
+    """The most anomalous record of the replay, as each store holds it."""
+    import asyncpg
+
+    async def most_anomalous() -> str | None:
+        conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
+        try:
+            return await conn.fetchval(  # type: ignore[no-any-return]
+                "SELECT record_id FROM log_records WHERE written_at > now() - interval '10 minutes' "
+                "ORDER BY anomaly_score DESC LIMIT 1")
+        finally:
+            await conn.close()
+
+    record_id = asyncio.run(most_anomalous())
+    if record_id is None:
+        return
+    found = asyncio.run(find_record(settings, record_id))
+    pg, rd, neo, wv = found["postgres"], found["redis"], found["neo4j"], found["weaviate"]
+    say(f"== one record, {record_id}, in each store")
+    if pg:
+        say(f"   postgres  {pg['ts']} {pg['level']} {pg['service']}@{pg['host']} template={pg['template']!r} "
+            f"category={pg['category']} anomaly={pg['anomaly_score']:.3f}")
+        say(f"             why: {pg['anomaly_reason']}")
+    if rd:
+        say(f"   redis     polaris:log:{record_id} -> service={rd['service']} level={rd['level']}")
+    if neo:
+        say(f"   neo4j     (:LogRecord)-[:FROM]->(:Service {{name: {neo['service']!r}}}) host={neo['host']!r}")
+    if wv:
+        vector = wv.get("_vector") or []
+        say(f"   weaviate  LogRecord object, message={str(wv['message'])[:60]!r}, vector of {len(vector)} dims")
 
 
 def run_demo(settings: Settings, *, lines_per_system: int, keep_running: bool, timeout_s: float = 300) -> int:
@@ -64,6 +96,7 @@ def run_demo(settings: Settings, *, lines_per_system: int, keep_running: bool, t
                 say(f"== timed out: not every store got {len(lines)} records; see .polaris/run/worker-*.log")
                 return 1
             time.sleep(2)
+        show_sample(settings)
         say(f"   Prometheus: http://{settings.prometheus_listen}  (query polaris_sink_records_written_total)")
     finally:
         if keep_running:

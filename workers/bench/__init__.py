@@ -7,6 +7,7 @@ import importlib
 
 BENCHES: dict[str, tuple[str, str]] = {
     "process": ("workers.bench.process", "lines/s per core of each process-tier step vs a bare consumer"),
+    "scoring": ("workers.bench.scoring", "anomaly scorers: NAB and BGL quality, detector speed per core"),
 }
 
 

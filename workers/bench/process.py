@@ -82,7 +82,23 @@ def step_rates(lines: Sequence[bytes]) -> list[dict[str, Any]]:
     raws = [RawLine(Origin(topic="bench", partition=0, offset=i), line) for i, line in enumerate(lines)]
     results.append(_rate("chain (all steps, records built)", len(raws), lambda: [
         enricher.enrich(raws[i:i + BATCH]) for i in range(0, len(raws), BATCH)]))
+    results += embed_rates([m.template for m in matches])
     return results
+
+
+def embed_rates(templates: Sequence[str]) -> list[dict[str, Any]]:
+    """The embedding step, which runs once per distinct template (then Redis serves it):
+    model texts/s on the distinct templates, and the lines/s that implies for the whole mix."""
+    from workers.steps.embed import SentenceEmbedder
+
+    distinct = sorted(set(templates))
+    embedder = SentenceEmbedder()
+    embedder.embed(distinct[:4])  # first call pays one-time setup
+    row = _rate("embed (model, distinct templates)", len(distinct),
+                lambda: [embedder.embed(distinct[i:i + 32]) for i in range(0, len(distinct), 32)])
+    amortised = dict(row, step="embed (amortised over all lines)", lines=len(templates),
+                     lines_per_cpu_s=round(len(templates) / row["cpu_s"]) if row["cpu_s"] else None)
+    return [row, amortised]
 
 
 def _classify_cached(matches: Sequence[Any], parsed: Sequence[Any], entities: Sequence[Any]) -> None:

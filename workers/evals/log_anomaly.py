@@ -31,6 +31,7 @@ from workers.steps.score_logs import LogAnomalyScorer
 HELP = "log anomaly scoring vs per-line labels (ROC-AUC, best F1, lines/s)"
 DEFAULT_FILE = SHARED_DATA / "loghub/BGL/BGL_2k.log_structured.csv"
 TEMPLATE_SOURCES = ("masked", "miner", "groundtruth")
+DEFAULT_TEMPLATE_SOURCE = "masked"
 NORMAL_LABELS = frozenset({"-", "0", "normal", "false"})
 SCORE_DECIMALS = 6  # scores are rounded once, so the --scores file reproduces the metrics
 DEFAULT_SERVICE = "default"
@@ -165,7 +166,7 @@ def read_lines(path: Path) -> Iterator[Line]:
             )
 
 
-def _template_keyer(source: str) -> Callable[[Line], str]:
+def template_keyer(source: str) -> Callable[[Line], str]:
     if source == "masked":
         return lambda line: short_hash(mask_template_key(line.content))
     if source == "groundtruth":
@@ -186,7 +187,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--template-source",
         choices=TEMPLATE_SOURCES,
-        default="masked",
+        default=DEFAULT_TEMPLATE_SOURCE,
         help="template key: masked Content (default), the streaming miner, or "
         "the file's EventId (diagnosis only)",
     )
@@ -198,7 +199,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def evaluate(path: Path, template_source: str) -> tuple[dict[str, object], list[tuple[str, float]]]:
     """Score every line in order; returns the summary and (LineId, score) per line."""
-    key_of = _template_keyer(template_source)
+    key_of = template_keyer(template_source)
     scorer = LogAnomalyScorer()
     scored: list[tuple[str, float]] = []
     labels: list[bool] = []
