@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
 class Origin(BaseModel):
@@ -56,3 +56,42 @@ class LogRecord(BaseModel):
     redacted: tuple[str, ...] = Field((), description="kinds of secrets removed (never values)")
     anomaly_score: float = Field(0.0, ge=0.0, le=1.0)
     anomaly_reason: str | None = None
+
+
+class MetricRecord(BaseModel):
+    """One sample of a metric series, scored (records.enriched, kind "metric").
+
+    A series is the metric name plus its labels; `series` is its canonical text form
+    `name{k="v",...}` with labels sorted, so every tier names a series the same way.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["metric"] = "metric"
+    record_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
+    origin: Origin
+    timestamp: datetime
+    name: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$")
+    labels: dict[str, str] = Field(default_factory=dict)
+    series: str
+    value: float
+    anomaly_score: float = Field(0.0, ge=0.0, le=1.0)
+    anomaly_reason: str | None = None
+
+
+class EventRecord(BaseModel):
+    """One user event, scored (records.enriched, kind "event")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["event"] = "event"
+    record_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
+    origin: Origin
+    timestamp: datetime
+    user_id: str = Field(min_length=1, max_length=200)
+    event_type: str = Field(min_length=1, max_length=200)
+    properties: dict[str, str] = Field(default_factory=dict)
+    anomaly_score: float = Field(0.0, ge=0.0, le=1.0)
+    anomaly_reason: str | None = None
+
+
+EnrichedRecord = Annotated[LogRecord | MetricRecord | EventRecord, Field(discriminator="kind")]
+ENRICHED_RECORD: TypeAdapter[LogRecord | MetricRecord | EventRecord] = TypeAdapter(EnrichedRecord)
