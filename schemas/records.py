@@ -94,4 +94,4 @@ class EventRecord(BaseModel):
 
 
 EnrichedRecord = Annotated[LogRecord | MetricRecord | EventRecord, Field(discriminator="kind")]
-ENRICHED_RECORD: TypeAdapter[LogRecord | MetricRecord | EventRecord] = TypeAdapter(EnrichedRecord)
+ENRICHED_RECORD: TypeAdapter[LogRecord | MetricRecord | EventRecord] = TypeAdapter(EnrichedRecord)  # type: ignore[arg-type]
