@@ -95,3 +95,10 @@ class EventRecord(BaseModel):
 
 EnrichedRecord = Annotated[LogRecord | MetricRecord | EventRecord, Field(discriminator="kind")]
 ENRICHED_RECORD: TypeAdapter[LogRecord | MetricRecord | EventRecord] = TypeAdapter(EnrichedRecord)  # type: ignore[arg-type]
+
+
+def subject_of(record: LogRecord | MetricRecord | EventRecord) -> str:
+    """What an anomaly is about: the service of a log, the series of a metric, the user of an event."""
+    if isinstance(record, LogRecord):
+        return record.service or record.host or "unknown"
+    return record.series if isinstance(record, MetricRecord) else record.user_id

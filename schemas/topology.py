@@ -12,10 +12,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-RecordKind = Literal["log", "metric", "event", "anomaly"]
+RecordKind = Literal["log", "metric", "event"]
 SinkName = Literal["postgres", "weaviate", "neo4j", "redis"]
 LEVELS = ("TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERROR", "CRITICAL", "FATAL")
 TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
+# Which stores hold which record kinds (Weaviate and Neo4j model log records only).
+SINKS_FOR_KIND = {"log": {"postgres", "weaviate", "neo4j", "redis"}, "metric": {"postgres", "redis"},
+                  "event": {"postgres", "redis"}}
 
 
 class TopologyError(ValueError):
@@ -47,6 +50,16 @@ class Route(BaseModel):
     kinds: tuple[RecordKind, ...] = Field(min_length=1)
     sinks: tuple[SinkName, ...] = Field(min_length=1)
     where: RouteFilter = RouteFilter()
+
+    @model_validator(mode="after")
+    def _stores_hold_the_kinds(self) -> Route:
+        for kind in self.kinds:
+            refused = sorted(set(self.sinks) - SINKS_FOR_KIND[kind])
+            if refused:
+                raise ValueError(f"{kind} records cannot go to {refused}; fix: send them to "
+                                 f"{sorted(SINKS_FOR_KIND[kind] & set(self.sinks)) or sorted(SINKS_FOR_KIND[kind])} "
+                                 f"or split the route by kind")
+        return self
 
 
 class Topology(BaseModel):

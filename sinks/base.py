@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from schemas.records import LogRecord
+from schemas.records import EnrichedRecord, LogRecord
+
+ANOMALY_THRESHOLD = 0.75  # a record scored at or above this becomes an anomaly event in the stores
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +35,7 @@ class Batch:
     start_offset: int
     next_offset: int
     epoch: int
-    records: Sequence[LogRecord]
+    records: Sequence[EnrichedRecord]
 
 
 class Decision(enum.Enum):
@@ -59,6 +61,15 @@ class RecordRejected(RuntimeError):
     def __init__(self, record_id: str | None, reason: str) -> None:
         super().__init__(f"record {record_id} rejected: {reason}")
         self.record_id, self.reason = record_id, reason
+
+
+def log_records_of(batch: Batch, sink: str) -> list[LogRecord]:
+    """The batch's records for a store that holds log records only; anything else is refused
+    (dead-lettered with the reason) — topology validation keeps such routes from existing."""
+    for record in batch.records:
+        if not isinstance(record, LogRecord):
+            raise RecordRejected(record.record_id, f"{sink}: stores log records only (got kind {record.kind!r})")
+    return list(batch.records)  # type: ignore[arg-type]
 
 
 def decide(stored: Position | None, batch: Batch) -> Decision:

@@ -17,7 +17,7 @@ from neo4j import AsyncDriver, AsyncGraphDatabase
 from neo4j.exceptions import ClientError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired, TransientError
 
 from schemas.records import LogRecord
-from sinks.base import Batch, Decision, Position, RecordRejected, RetriableError, decide
+from sinks.base import Batch, Decision, Position, RecordRejected, RetriableError, decide, log_records_of
 
 CONSTRAINTS = (
     "CREATE CONSTRAINT service_name IF NOT EXISTS FOR (n:Service) REQUIRE n.name IS UNIQUE",
@@ -85,6 +85,7 @@ class Neo4jSink:
 
     async def write_batch(self, batch: Batch) -> bool:
         key = self._key(batch.topic, batch.partition)
+        records = log_records_of(batch, self.name)
         try:
             async with self.driver.session() as session:
                 tx = await session.begin_transaction()
@@ -95,8 +96,8 @@ class Neo4jSink:
                     if decide(stored, batch) is Decision.SKIP:
                         await tx.rollback()
                         return False
-                    if batch.records:
-                        await tx.run(_MERGE_RECORDS, rows=[_row(r) for r in batch.records])
+                    if records:
+                        await tx.run(_MERGE_RECORDS, rows=[_row(r) for r in records])
                     await tx.run(_SET_POSITION, key=key, next_offset=batch.next_offset, epoch=batch.epoch)
                     await tx.commit()
                     return True

@@ -1,4 +1,4 @@
-"""PostgreSQL sink (asyncpg).
+"""PostgreSQL sink (asyncpg): log_records, metric_samples, user_events and anomalies.
 
 Guarantee: exactly once. Atomicity: one transaction locks the partition's row in
 `sink_offsets` (FOR UPDATE), applies the fencing rule, COPYs the batch into a temporary
@@ -11,27 +11,85 @@ column types refuse.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
-from schemas.records import LogRecord
-from sinks.base import Batch, Decision, Position, RecordRejected, RetriableError, decide
+from schemas.records import EnrichedRecord, EventRecord, LogRecord, MetricRecord, subject_of
+from sinks.base import ANOMALY_THRESHOLD, Batch, Decision, Position, RecordRejected, RetriableError, decide
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "schemas" / "migrations"
 
-_COLUMNS = (
-    "ts", "record_id", "origin_topic", "origin_partition", "origin_offset", "format", "level", "host",
-    "service", "message", "template", "template_id", "category", "severity", "anomaly_score",
-    "anomaly_reason", "fields", "entities", "redacted",
-)
-_UPDATES = ", ".join(f"{column} = EXCLUDED.{column}" for column in _COLUMNS[2:])
-_UPSERT = (
-    f"INSERT INTO log_records ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} FROM batch_log_records "
-    f"ON CONFLICT (ts, record_id) DO UPDATE SET {_UPDATES}, written_at = now()"
-)
+
+
+def _text(value: str | None) -> str | None:
+    # NUL is the one character PostgreSQL text cannot hold; it is never meaningful in a record.
+    return value.replace("\x00", "\ufffd") if value else value
+
+
+def _json(value: object) -> str:
+    return json.dumps(value).replace("\\u0000", "\\ufffd")
+
+
+def _origin(record: EnrichedRecord) -> tuple[object, ...]:
+    return record.timestamp, record.record_id, record.origin.topic, record.origin.partition, record.origin.offset
+
+
+def _log_row(record: LogRecord) -> tuple[object, ...]:
+    return (
+        *_origin(record), record.format, record.level, _text(record.host), _text(record.service),
+        _text(record.message), _text(record.template), record.template_id, record.category, record.severity,
+        record.anomaly_score, record.anomaly_reason, _json(record.fields),
+        _json([entity.model_dump() for entity in record.entities]), list(record.redacted),
+    )
+
+
+def _metric_row(record: MetricRecord) -> tuple[object, ...]:
+    return (*_origin(record), record.name, _text(record.series), _json(record.labels), record.value,
+            record.anomaly_score, record.anomaly_reason)
+
+
+def _event_row(record: EventRecord) -> tuple[object, ...]:
+    return (*_origin(record), _text(record.user_id), _text(record.event_type), _json(record.properties),
+            record.anomaly_score, record.anomaly_reason)
+
+
+def _anomaly_row(record: EnrichedRecord) -> tuple[object, ...]:
+    return (record.timestamp, record.record_id, record.kind, _text(subject_of(record)), record.anomaly_score,
+            record.anomaly_reason)
+
+
+_ORIGIN = ("ts", "record_id", "origin_topic", "origin_partition", "origin_offset")
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    columns: tuple[str, ...]
+    row: Callable[[Any], tuple[object, ...]]
+
+    @property
+    def upsert(self) -> str:
+        updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in self.columns[2:])
+        columns = ", ".join(self.columns)
+        return (f"INSERT INTO {self.name} ({columns}) SELECT {columns} FROM batch_{self.name} "
+                f"ON CONFLICT (ts, record_id) DO UPDATE SET {updates}, written_at = now()")
+
+
+TABLES: dict[str, _Table] = {
+    "log": _Table("log_records", (*_ORIGIN, "format", "level", "host", "service", "message", "template",
+                                  "template_id", "category", "severity", "anomaly_score", "anomaly_reason",
+                                  "fields", "entities", "redacted"), _log_row),
+    "metric": _Table("metric_samples", (*_ORIGIN, "name", "series", "labels", "value", "anomaly_score",
+                                        "anomaly_reason"), _metric_row),
+    "event": _Table("user_events", (*_ORIGIN, "user_id", "event_type", "properties", "anomaly_score",
+                                    "anomaly_reason"), _event_row),
+}
+ANOMALIES = _Table("anomalies", ("ts", "record_id", "kind", "subject", "score", "reason"), _anomaly_row)
 
 
 async def migrate(dsn: str) -> list[str]:
@@ -58,21 +116,6 @@ async def migrate(dsn: str) -> list[str]:
         await conn.close()
 
 
-def _row(record: LogRecord) -> tuple[object, ...]:
-    # NUL is the one character PostgreSQL text cannot hold; it is never meaningful in a log line.
-    def text(value: str | None) -> str | None:
-        return value.replace("\x00", "\ufffd") if value else value
-
-    return (
-        record.timestamp, record.record_id, record.origin.topic, record.origin.partition, record.origin.offset,
-        record.format, record.level, text(record.host), text(record.service), text(record.message),
-        text(record.template), record.template_id, record.category, record.severity, record.anomaly_score,
-        record.anomaly_reason, json.dumps(record.fields).replace("\\u0000", "\\ufffd"),
-        json.dumps([entity.model_dump() for entity in record.entities]).replace("\\u0000", "\\ufffd"),
-        list(record.redacted),
-    )
-
-
 def _month(ts: datetime) -> tuple[int, int]:
     return ts.year, ts.month
 
@@ -80,10 +123,10 @@ def _month(ts: datetime) -> tuple[int, int]:
 class PostgresSink:
     name = "postgres"
 
-    def __init__(self, dsn: str, *, pool_size: int = 4) -> None:
-        self._dsn, self._pool_size = dsn, pool_size
+    def __init__(self, dsn: str, *, pool_size: int = 4, anomaly_threshold: float = ANOMALY_THRESHOLD) -> None:
+        self._dsn, self._pool_size, self.anomaly_threshold = dsn, pool_size, anomaly_threshold
         self._pool: asyncpg.Pool | None = None
-        self._months: set[tuple[int, int]] = set()
+        self._months: set[tuple[str, int, int]] = set()
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -99,16 +142,24 @@ class PostgresSink:
         except (OSError, asyncpg.PostgresError) as exc:
             raise RetriableError(f"postgres: cannot connect or migrate: {exc}") from exc
 
-    async def _ensure_partitions(self, records: Sequence[LogRecord]) -> None:
-        for month in {_month(record.timestamp) for record in records} - self._months:
-            first = records[[_month(r.timestamp) for r in records].index(month)].timestamp
-            await self.pool.execute("SELECT polaris_ensure_month_partition($1)", first)
-            self._months.add(month)
+    async def _ensure_partitions(self, table: str, records: Sequence[EnrichedRecord]) -> None:
+        for record in records:
+            month = (table, *_month(record.timestamp))
+            if month not in self._months:
+                await self.pool.execute("SELECT polaris_ensure_partition($1, $2)", table, record.timestamp)
+                self._months.add(month)
+
+    async def _copy(self, conn: asyncpg.Connection, table: _Table, records: Sequence[EnrichedRecord]) -> None:
+        await conn.copy_records_to_table(f"batch_{table.name}", records=[table.row(r) for r in records],
+                                         columns=table.columns)
+        await conn.execute(table.upsert)
+        await conn.execute(f"TRUNCATE batch_{table.name}")
 
     async def write_batch(self, batch: Batch) -> bool:
         try:
-            if batch.records:
-                await self._ensure_partitions(batch.records)
+            by_table = _by_table(batch.records, self.anomaly_threshold)
+            for table, records in by_table:
+                await self._ensure_partitions(table.name, records)
             async with self.pool.acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(
                     "SELECT next_offset, epoch FROM sink_offsets WHERE sink = $1 AND topic = $2 AND partition = $3 "
@@ -116,11 +167,8 @@ class PostgresSink:
                 stored = Position(row["next_offset"], row["epoch"]) if row else None
                 if decide(stored, batch) is Decision.SKIP:
                     return False
-                if batch.records:
-                    await conn.copy_records_to_table("batch_log_records", records=[_row(r) for r in batch.records],
-                                                     columns=_COLUMNS)
-                    await conn.execute(_UPSERT)
-                    await conn.execute("TRUNCATE batch_log_records")
+                for table, records in by_table:
+                    await self._copy(conn, table, records)
                 await conn.execute(
                     "INSERT INTO sink_offsets (sink, topic, partition, next_offset, epoch) "
                     "VALUES ($1, $2, $3, $4, $5) "
@@ -162,6 +210,11 @@ class PostgresSink:
     async def count_records(self) -> int:
         return int(await self.pool.fetchval("SELECT count(*) FROM log_records"))
 
+    async def count_rows(self, table: str) -> int:
+        if table not in {t.name for t in (*TABLES.values(), ANOMALIES)}:
+            raise ValueError(f"unknown table {table!r}")
+        return int(await self.pool.fetchval(f"SELECT count(*) FROM {table}"))
+
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
@@ -169,8 +222,17 @@ class PostgresSink:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS batch_log_records (LIKE log_records INCLUDING DEFAULTS)")
+    for table in (*TABLES.values(), ANOMALIES):
+        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS batch_{table.name} (LIKE {table.name} INCLUDING DEFAULTS)")
+
+
+def _by_table(records: Sequence[EnrichedRecord], threshold: float) -> list[tuple[_Table, list[EnrichedRecord]]]:
+    grouped: dict[str, list[EnrichedRecord]] = {}
+    for record in records:
+        grouped.setdefault(record.kind, []).append(record)
+    tables = [(TABLES[kind], rows) for kind, rows in grouped.items()]
+    anomalous = [record for record in records if record.anomaly_score >= threshold]
+    return [*tables, (ANOMALIES, anomalous)] if anomalous else tables
 
 
 def _rejected_id(exc: Exception, batch: Batch) -> str | None:

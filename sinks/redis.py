@@ -10,6 +10,10 @@ Keys (all under the `polaris:` prefix):
   polaris:service:{service}:latest           the latest record of a service (hash), TTL `state_ttl_s`
   polaris:host:{host}:latest                 the latest record of a host (hash), TTL `state_ttl_s`
   polaris:service:{service}:levels           records per level (hash of counters)
+  polaris:metric:{series}:latest             the latest sample of a metric series (hash), TTL `state_ttl_s`
+  polaris:user:{user}:latest                 the latest event of a user (hash), TTL `state_ttl_s`
+  polaris:user:{user}:events                 events per type of a user (hash of counters)
+  polaris:{kind}:{subject}:anomalies         recent anomalies (sorted set of record ids by event time)
   polaris:offsets:{sink}:{topic}:{partition} the stored position (hash: next, epoch)
 """
 
@@ -24,8 +28,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from schemas.records import LogRecord
-from sinks.base import Batch, Decision, Position, RetriableError, decide
+from schemas.records import EnrichedRecord, EventRecord, MetricRecord, subject_of
+from sinks.base import ANOMALY_THRESHOLD, Batch, Decision, Position, RetriableError, decide
 
 
 def record_key(record_id: str) -> str:
@@ -35,8 +39,10 @@ def record_key(record_id: str) -> str:
 class RedisSink:
     name = "redis"
 
-    def __init__(self, url: str, *, record_ttl_s: int = 86_400, state_ttl_s: int = 3_600) -> None:
+    def __init__(self, url: str, *, record_ttl_s: int = 86_400, state_ttl_s: int = 3_600,
+                 anomaly_threshold: float = ANOMALY_THRESHOLD, recent_anomalies: int = 100) -> None:
         self._url, self.record_ttl_s, self.state_ttl_s = url, record_ttl_s, state_ttl_s
+        self.anomaly_threshold, self.recent_anomalies = anomaly_threshold, recent_anomalies
         self._client: aioredis.Redis | None = None
 
     @property
@@ -71,7 +77,27 @@ class RedisSink:
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise RetriableError(f"redis: {exc}") from exc
 
-    def _apply(self, pipe: aioredis.client.Pipeline, record: LogRecord) -> None:
+    def _apply(self, pipe: aioredis.client.Pipeline, record: EnrichedRecord) -> None:
+        if record.anomaly_score >= self.anomaly_threshold:
+            # Recent anomalies of a service / series / user: a sorted set by event time, capped.
+            key = f"polaris:{record.kind}:{subject_of(record)}:anomalies"
+            pipe.zadd(key, {record.record_id: record.timestamp.timestamp()})
+            pipe.zremrangebyrank(key, 0, -self.recent_anomalies - 1)
+            pipe.expire(key, self.record_ttl_s)
+        if isinstance(record, MetricRecord):
+            latest_metric = {"ts": record.timestamp.isoformat(), "value": repr(record.value),
+                             "anomaly_score": str(record.anomaly_score), "record_id": record.record_id}
+            pipe.hset(f"polaris:metric:{record.series}:latest", mapping=latest_metric)  # type: ignore[arg-type]
+            pipe.expire(f"polaris:metric:{record.series}:latest", self.state_ttl_s)
+            return
+        if isinstance(record, EventRecord):
+            latest_event = {"ts": record.timestamp.isoformat(), "event_type": record.event_type,
+                            "anomaly_score": str(record.anomaly_score), "record_id": record.record_id}
+            pipe.hset(f"polaris:user:{record.user_id}:latest", mapping=latest_event)  # type: ignore[arg-type]
+            pipe.expire(f"polaris:user:{record.user_id}:latest", self.state_ttl_s)
+            pipe.hincrby(f"polaris:user:{record.user_id}:events", record.event_type, 1)
+            pipe.expire(f"polaris:user:{record.user_id}:events", self.record_ttl_s)
+            return
         summary = {
             "record_id": record.record_id, "ts": record.timestamp.isoformat(), "level": record.level or "",
             "host": record.host or "", "service": record.service or "", "message": record.message[:1024],

@@ -22,7 +22,7 @@ from weaviate.exceptions import WeaviateBaseError
 from weaviate.util import generate_uuid5
 
 from schemas.records import LogRecord
-from sinks.base import Batch, Decision, Position, RecordRejected, RetriableError, decide
+from sinks.base import Batch, Decision, Position, RecordRejected, RetriableError, decide, log_records_of
 
 Vectorize = Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]]
 COLLECTION = "LogRecord"
@@ -105,22 +105,23 @@ class WeaviateSink:
             raise RetriableError(f"weaviate: position not stored: {next(iter(result.errors.values())).message}")
 
     async def write_batch(self, batch: Batch) -> bool:
+        records = log_records_of(batch, self.name)
         try:
             if decide(await self._read_position(batch.topic, batch.partition), batch) is Decision.SKIP:
                 return False
-            if batch.records:
-                vectors: Sequence[Sequence[float] | None] = [None] * len(batch.records)
+            if records:
+                vectors: Sequence[Sequence[float] | None] = [None] * len(records)
                 if self._vectorize is not None:
-                    vectors = await self._vectorize([r.template or r.message for r in batch.records])
+                    vectors = await self._vectorize([r.template or r.message for r in records])
                 objects = [DataObject(properties=_properties(r), uuid=object_uuid(r.record_id),
                                       vector={"default": list(map(float, v))} if v is not None else None)
-                           for r, v in zip(batch.records, vectors, strict=True)]
+                           for r, v in zip(records, vectors, strict=True)]
                 result = await self._client.collections.get(COLLECTION).data.insert_many(objects)
                 if result.errors:
                     index, error = min(result.errors.items())
                     message = str(error.message)
                     if any(marker in message.lower() for marker in _CONTENT_ERRORS):
-                        raise RecordRejected(batch.records[index].record_id, f"weaviate: {message}")
+                        raise RecordRejected(records[index].record_id, f"weaviate: {message}")
                     raise RetriableError(f"weaviate: {len(result.errors)} object(s) failed: {message}")
             await self._write_position(batch.topic, batch.partition, Position(batch.next_offset, batch.epoch))
             return True

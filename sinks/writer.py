@@ -15,21 +15,21 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from schemas.records import LogRecord
+from schemas.records import EnrichedRecord
 from sinks.base import Batch, FencedError, RecordRejected, RetriableError, Sink
 from workers.logs import get_logger
 from workers.metrics import SINK_FLUSH_SECONDS, SINK_RECORDS, SINK_RETRIES, SINK_SKIPPED, SINK_UP
 
 log = get_logger(__name__)
 
-DeadLetter = Callable[[LogRecord, str], Awaitable[None]]
+DeadLetter = Callable[[EnrichedRecord, str], Awaitable[None]]
 
 
 @dataclass(slots=True)
 class _Buffer:
     start_offset: int
     next_offset: int
-    records: list[LogRecord] = field(default_factory=list)
+    records: list[EnrichedRecord] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     opened_at: float = field(default_factory=time.monotonic)
 
@@ -67,7 +67,7 @@ class SinkWriter:
         self._buffers.pop(partition, None)
 
     # --- buffering -------------------------------------------------------------------
-    def add(self, partition: int, offset: int, record: LogRecord | None) -> None:
+    def add(self, partition: int, offset: int, record: EnrichedRecord | None) -> None:
         """Buffer a record, or just advance the position (record None: filtered or dead-lettered)."""
         buffer = self._buffers.get(partition)
         if buffer is not None and offset < buffer.next_offset:
@@ -165,7 +165,7 @@ class SinkWriter:
         del buffer.offsets[:count]
 
 
-def _index_of(records: Sequence[LogRecord], record_id: str | None) -> int | None:
+def _index_of(records: Sequence[EnrichedRecord], record_id: str | None) -> int | None:
     for index, record in enumerate(records):
         if record.record_id == record_id:
             return index

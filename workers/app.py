@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections import defaultdict
 from typing import Any
 
@@ -59,8 +60,13 @@ class PartitionEnrichers:
             enricher = LogEnricher(extractor=self.extractor, remember=self.remember)
             saved = self.table.data.get(str(partition).encode())
             if saved is not None:
-                enricher.restore(json.loads(saved))
-                log.info("partition state restored", partition=partition, last_offsets=enricher.last_offsets)
+                try:
+                    enricher.restore(json.loads(saved))
+                    log.info("partition state restored", partition=partition, last_offsets=enricher.last_offsets)
+                except (ValueError, KeyError, TypeError) as exc:
+                    # An older or damaged state: learning restarts, records still flow.
+                    enricher = LogEnricher(extractor=self.extractor, remember=self.remember)
+                    log.warning("partition state unusable; starting afresh", partition=partition, error=str(exc))
             self._by_partition[partition] = enricher
         return enricher
 
@@ -123,6 +129,15 @@ def build_app(settings: Settings) -> faust.App:
         enrichers.forget({tp.partition for tp in revoked if tp.topic == topology.log_topic})
 
     async def process_logs(stream: Any) -> None:
+        try:
+            await _process_log_batches(stream)
+        except Exception as exc:
+            # Faust would log the crash and keep the worker alive without this agent: exit
+            # instead, so the supervisor restarts it (crash-only: nothing acked is lost).
+            log.error("process agent crashed; exiting for a restart", error=repr(exc)[:500])
+            os._exit(70)
+
+    async def _process_log_batches(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
             by_partition: dict[int, list[RawLine]] = defaultdict(list)
             for e in events:

@@ -27,6 +27,7 @@ from workers.steps.redact import RedactionRules, default_rules
 from workers.steps.score_logs import LogAnomalyScorer
 from workers.steps.templates import TemplateMiner
 
+STATE_VERSION = 2  # of LogEnricher.state(); bump when its shape changes
 MAX_LINE_BYTES = 1 << 20  # a larger "line" is a shipper bug, not a log record
 
 
@@ -163,7 +164,7 @@ class LogEnricher:
     def state(self) -> dict[str, Any]:
         """JSON-safe state of the stateful steps, with the offsets they have applied."""
         return {
-            "version": 1, "miner": self.miner.to_dict(), "scorer": self.scorer.to_dict(),
+            "version": STATE_VERSION, "miner": self.miner.to_dict(), "scorer": self.scorer.to_dict(),
             "last_offsets": dict(self.last_offsets),
             **self._recent_state(),
         }
@@ -179,7 +180,7 @@ class LogEnricher:
         return {"recent": rows, "recent_templates": templates, "recent_reasons": list(reasons)}
 
     def restore(self, state: dict[str, Any]) -> None:
-        if state.get("version") != 1:
+        if state.get("version") != STATE_VERSION:
             raise ValueError(f"unknown process state version {state.get('version')!r}")
         self.miner = TemplateMiner.from_dict(state["miner"])
         self.scorer = LogAnomalyScorer.from_dict(state["scorer"])

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from pydantic import ValidationError
 
-from schemas.records import LogRecord, Origin
+from schemas.records import ENRICHED_RECORD, EnrichedRecord, LogRecord, Origin
 from schemas.topology import Topology, load_topology
 from sinks.base import RetriableError, Sink
 from sinks.writer import SinkWriter
@@ -133,7 +133,7 @@ class SinkRunner:
         log.info("partitions claimed", sink=self.sink.name,
                  positions={tp.partition: positions[tp.partition].next_offset for tp in partitions})
 
-    async def _dead_letter_record(self, record: LogRecord, reason: str) -> None:
+    async def _dead_letter_record(self, record: EnrichedRecord, reason: str) -> None:
         await self._dead_letter(record.origin, record.model_dump_json().encode(), reason)
 
     async def _dead_letter(self, origin: Origin, value: bytes, reason: str) -> None:
@@ -144,12 +144,13 @@ class SinkRunner:
     async def _accept(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
         origin = Origin(topic=tp.topic, partition=tp.partition, offset=offset)
         try:
-            record = LogRecord.model_validate_json(value or b"")
+            record = ENRICHED_RECORD.validate_json(value or b"")
         except ValidationError as exc:
             await self._dead_letter(origin, value or b"", f"invalid_record: {exc.errors()[0]['msg']}")
             self.writer.add(tp.partition, offset, None)
             return
-        wanted = self.sink.name in self.topology.sinks_for(record.kind, record.level, record.service)
+        level, service = (record.level, record.service) if isinstance(record, LogRecord) else (None, None)
+        wanted = self.sink.name in self.topology.sinks_for(record.kind, level, service)
         self.writer.add(tp.partition, offset, record if wanted else None)
 
     async def run(self) -> None:

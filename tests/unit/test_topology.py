@@ -49,3 +49,13 @@ def test_cli_validate_exits_2_with_the_explanation(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert "extra" in err and "remove it" in err
     assert main(["topology", "validate", str(REPO / "topologies" / "default.yaml")]) == 0
+
+
+def test_a_store_that_cannot_hold_a_kind_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("raw_topics: {logs.raw: {}}\n"
+                    "routes:\n  - {name: m, kinds: [metric], sinks: [weaviate, postgres]}\n")
+    with pytest.raises(TopologyError) as error:
+        load_topology(path)
+    message = str(error.value)
+    assert "routes.0" in message and "metric records cannot go to ['weaviate']" in message and "fix:" in message

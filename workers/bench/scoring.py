@@ -104,8 +104,8 @@ def _next_start(rng: random.Random, after: float, mean_gap: float) -> float:
 def synthetic_events(count: int, users: int, seed: int) -> list[tuple[str, str, float]]:
     """`count` (user_id, event_type, timestamp) in time order, the same for the same arguments.
 
-    People have log-normal activity (a few heavy users), sessions spread over about a week with quiet
-    nights; about 1% of the users are bots producing regular bursts of views (about 2% of events).
+    People have log-normal activity (a few heavy users), sessions spread over about ten days with quiet
+    nights; about 1% of the users are bots producing regular bursts of views (~3% of the events).
     """
     rng = random.Random(seed)
     weights = []
