@@ -66,6 +66,8 @@ class Topology(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     raw_topics: dict[str, TopicSpec] = Field(description="topics producers publish to, by record kind source")
     log_topic: str = Field("logs.raw", pattern=TOPIC_PATTERN, description="the raw topic holding log lines")
+    metric_topic: str | None = Field(None, pattern=TOPIC_PATTERN, description="the raw topic of metric samples")
+    event_topic: str | None = Field(None, pattern=TOPIC_PATTERN, description="the raw topic of user events")
     enriched_topic: str = Field("records.enriched", pattern=TOPIC_PATTERN)
     enriched: TopicSpec = TopicSpec()
     routes: tuple[Route, ...] = Field(min_length=1)
@@ -77,8 +79,15 @@ class Topology(BaseModel):
         for topic in self.raw_topics:
             if not re.match(TOPIC_PATTERN, topic):
                 raise ValueError(f"topic name {topic!r} may only hold letters, digits, '.', '_' and '-'")
-        if self.log_topic not in self.raw_topics:
-            raise ValueError(f"log_topic {self.log_topic!r} must be one of raw_topics {sorted(self.raw_topics)}")
+        for field_name in ("log_topic", "metric_topic", "event_topic"):
+            topic = getattr(self, field_name)
+            if topic is not None and topic not in self.raw_topics:
+                raise ValueError(f"{field_name} {topic!r} must be one of raw_topics {sorted(self.raw_topics)}; "
+                                 f"fix: add it under raw_topics or name one of those")
+        kinds = [t for t in (self.log_topic, self.metric_topic, self.event_topic) if t is not None]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("log_topic, metric_topic and event_topic must be different topics; "
+                             "fix: give each record kind its own raw topic")
         names = [route.name for route in self.routes]
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:

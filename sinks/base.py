@@ -63,13 +63,44 @@ class RecordRejected(RuntimeError):
         self.record_id, self.reason = record_id, reason
 
 
-def log_records_of(batch: Batch, sink: str) -> list[LogRecord]:
+def log_records_of(batch: Batch | Sequence[EnrichedRecord], sink: str) -> list[LogRecord]:
     """The batch's records for a store that holds log records only; anything else is refused
     (dead-lettered with the reason) — topology validation keeps such routes from existing."""
-    for record in batch.records:
+    records = batch.records if isinstance(batch, Batch) else batch  # a plain sequence: `repair`
+    for record in records:
         if not isinstance(record, LogRecord):
             raise RecordRejected(record.record_id, f"{sink}: stores log records only (got kind {record.kind!r})")
-    return list(batch.records)  # type: ignore[arg-type]
+    return list(records)  # type: ignore[arg-type]
+
+
+OriginMarks = dict[str, tuple[int, int]]  # "raw topic/partition" -> (offset, sample index) last applied
+
+
+def origin_mark(record: EnrichedRecord) -> tuple[str, tuple[int, int]]:
+    """Where a record stands in its raw partition: (raw offset, sample index within the line).
+    Only metric lines hold several samples; their record ids end in `.index` (index > 0)."""
+    _, dot, suffix = record.record_id.rpartition(".")
+    index = int(suffix) if dot and suffix.isdigit() else 0
+    return f"{record.origin.topic}/{record.origin.partition}", (record.origin.offset, index)
+
+
+def first_emissions(records: Sequence[EnrichedRecord], marks: OriginMarks) -> tuple[list[EnrichedRecord], OriginMarks]:
+    """The records not emitted before, and the marks after them.
+
+    Offset fencing catches a batch replayed at the same offsets, not a record the process tier
+    emitted twice (after its crash, it re-sends from its last commit: same record, new offset
+    in `records.enriched`). The process tier sends each raw partition's records in order, so a
+    record at or behind its raw partition's mark is such a re-emission. Stores whose writes are
+    not idempotent (counters) apply only first emissions and keep the marks with their position.
+    """
+    marks = dict(marks)
+    fresh: list[EnrichedRecord] = []
+    for record in records:
+        key, mark = origin_mark(record)
+        if key not in marks or mark > marks[key]:
+            marks[key] = mark
+            fresh.append(record)
+    return fresh, marks
 
 
 def decide(stored: Position | None, batch: Batch) -> Decision:
@@ -117,3 +148,8 @@ class Sink(Protocol):
 
     async def count_records(self) -> int:
         """How many records the store holds (for verification and tests)."""
+
+    async def repair(self, records: Sequence[EnrichedRecord]) -> None:
+        """Upsert records the store is missing (`polaris verify --repair`) through the write path
+        of `write_batch`, without reading or moving any stored position: the records come from
+        behind the position, so the fence must neither refuse nor advance them."""

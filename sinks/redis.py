@@ -2,9 +2,11 @@
 
 Guarantee: exactly once, counters included. Atomicity: WATCH the partition's position key,
 read it and apply the shared fencing rule, then MULTI/EXEC the state changes together with
-the new position; if the position changed meanwhile (another owner), EXEC fails and the
-batch is re-decided. Idempotency key: record_id for the per-record keys; the fence for
-counters. Retriable: connection errors, timeouts, a lost WATCH race.
+the new position and origin marks; if the position changed meanwhile (another owner), EXEC
+fails and the batch is re-decided. Idempotency: the fence for replayed batches, and the
+origin marks (`sinks.base.first_emissions`) for records the process tier emitted twice, so
+counters and "latest" state move once per record. Retriable: connection errors, timeouts, a
+lost WATCH race.
 Keys (all under the `polaris:` prefix):
   polaris:log:{record_id}                    the record's summary (JSON), TTL `record_ttl_s`
   polaris:service:{service}:latest           the latest record of a service (hash), TTL `state_ttl_s`
@@ -13,8 +15,12 @@ Keys (all under the `polaris:` prefix):
   polaris:metric:{series}:latest             the latest sample of a metric series (hash), TTL `state_ttl_s`
   polaris:user:{user}:latest                 the latest event of a user (hash), TTL `state_ttl_s`
   polaris:user:{user}:events                 events per type of a user (hash of counters)
+  polaris:template:{template_id}:minutes:{hour}  records per minute of a template within an hour
+                                             (hash: epoch minute -> count), TTL `window_ttl_s`;
+                                             sliding-window rates sum the minutes they span
   polaris:{kind}:{subject}:anomalies         recent anomalies (sorted set of record ids by event time)
   polaris:offsets:{sink}:{topic}:{partition} the stored position (hash: next, epoch)
+  polaris:origins:{sink}:{topic}:{partition} origin marks (hash: raw topic/partition -> offset.index)
 """
 
 from __future__ import annotations
@@ -29,7 +35,27 @@ from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.records import EnrichedRecord, EventRecord, MetricRecord, subject_of
-from sinks.base import ANOMALY_THRESHOLD, Batch, Decision, Position, RetriableError, decide
+from sinks.base import (
+    ANOMALY_THRESHOLD,
+    Batch,
+    Decision,
+    OriginMarks,
+    Position,
+    RetriableError,
+    decide,
+    first_emissions,
+)
+
+# Replace a "latest" hash only with a newer one (by event time): partitions and replays can
+# deliver an older record after a newer one. KEYS[1] the hash; ARGV[1] event time (ms),
+# ARGV[2] TTL (s), then field/value pairs.
+_SET_IF_NEWER = """
+local stored = redis.call('HGET', KEYS[1], 'ts_ms')
+if (not stored) or tonumber(stored) <= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'ts_ms', ARGV[1], unpack(ARGV, 3))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+"""
 
 
 def record_key(record_id: str) -> str:
@@ -39,9 +65,10 @@ def record_key(record_id: str) -> str:
 class RedisSink:
     name = "redis"
 
-    def __init__(self, url: str, *, record_ttl_s: int = 86_400, state_ttl_s: int = 3_600,
+    def __init__(self, url: str, *, record_ttl_s: int = 86_400, state_ttl_s: int = 3_600, window_ttl_s: int = 7_200,
                  anomaly_threshold: float = ANOMALY_THRESHOLD, recent_anomalies: int = 100) -> None:
         self._url, self.record_ttl_s, self.state_ttl_s = url, record_ttl_s, state_ttl_s
+        self.window_ttl_s = window_ttl_s
         self.anomaly_threshold, self.recent_anomalies = anomaly_threshold, recent_anomalies
         self._client: aioredis.Redis | None = None
 
@@ -54,21 +81,28 @@ class RedisSink:
     def _position_key(self, topic: str, partition: int) -> str:
         return f"polaris:offsets:{self.name}:{topic}:{partition}"
 
+    def _origins_key(self, topic: str, partition: int) -> str:
+        return f"polaris:origins:{self.name}:{topic}:{partition}"
+
     async def start(self) -> None:
         self._client = aioredis.from_url(self._url, socket_timeout=10, socket_connect_timeout=5)
         await self.health()
 
     async def write_batch(self, batch: Batch) -> bool:
         key = self._position_key(batch.topic, batch.partition)
+        origins_key = self._origins_key(batch.topic, batch.partition)
         try:
             async with self.client.pipeline(transaction=True) as pipe:
-                await pipe.watch(key)
+                await pipe.watch(key)  # the marks move only with the position: one watch covers both
                 stored = _position(await pipe.hgetall(key))
                 if decide(stored, batch) is Decision.SKIP:
                     return False
+                fresh, marks = first_emissions(batch.records, _marks(await pipe.hgetall(origins_key)))
                 pipe.multi()  # type: ignore[no-untyped-call]
-                for record in batch.records:
+                for record in fresh:
                     self._apply(pipe, record)
+                if marks:
+                    pipe.hset(origins_key, mapping={k: f"{o}.{i}" for k, (o, i) in marks.items()})
                 pipe.hset(key, mapping={"next": batch.next_offset, "epoch": batch.epoch})
                 await pipe.execute()
                 return True
@@ -87,14 +121,12 @@ class RedisSink:
         if isinstance(record, MetricRecord):
             latest_metric = {"ts": record.timestamp.isoformat(), "value": repr(record.value),
                              "anomaly_score": str(record.anomaly_score), "record_id": record.record_id}
-            pipe.hset(f"polaris:metric:{record.series}:latest", mapping=latest_metric)  # type: ignore[arg-type]
-            pipe.expire(f"polaris:metric:{record.series}:latest", self.state_ttl_s)
+            self._latest(pipe, f"polaris:metric:{record.series}:latest", record, latest_metric)
             return
         if isinstance(record, EventRecord):
             latest_event = {"ts": record.timestamp.isoformat(), "event_type": record.event_type,
                             "anomaly_score": str(record.anomaly_score), "record_id": record.record_id}
-            pipe.hset(f"polaris:user:{record.user_id}:latest", mapping=latest_event)  # type: ignore[arg-type]
-            pipe.expire(f"polaris:user:{record.user_id}:latest", self.state_ttl_s)
+            self._latest(pipe, f"polaris:user:{record.user_id}:latest", record, latest_event)
             pipe.hincrby(f"polaris:user:{record.user_id}:events", record.event_type, 1)
             pipe.expire(f"polaris:user:{record.user_id}:events", self.record_ttl_s)
             return
@@ -105,13 +137,23 @@ class RedisSink:
         }
         pipe.set(record_key(record.record_id), json.dumps(summary), ex=self.record_ttl_s)
         service = record.service or "unknown"
-        latest: dict[Any, Any] = {k: str(v) for k, v in summary.items()}
-        pipe.hset(f"polaris:service:{service}:latest", mapping=latest)
-        pipe.expire(f"polaris:service:{service}:latest", self.state_ttl_s)
+        latest = {k: str(v) for k, v in summary.items()}
+        self._latest(pipe, f"polaris:service:{service}:latest", record, latest)
         if record.host:
-            pipe.hset(f"polaris:host:{record.host}:latest", mapping=latest)
-            pipe.expire(f"polaris:host:{record.host}:latest", self.state_ttl_s)
+            self._latest(pipe, f"polaris:host:{record.host}:latest", record, latest)
         pipe.hincrby(f"polaris:service:{service}:levels", record.level or "NONE", 1)
+        if record.template_id:
+            minute = int(record.timestamp.timestamp()) // 60
+            window = f"polaris:template:{record.template_id}:minutes:{minute // 60}"
+            pipe.hincrby(window, str(minute), 1)
+            pipe.expire(window, self.window_ttl_s)
+
+    def _latest(self, pipe: aioredis.client.Pipeline, key: str, record: EnrichedRecord,
+                fields: Mapping[str, str]) -> None:
+        pairs = [item for pair in fields.items() for item in pair]
+        # EVAL, not EVALSHA: a restarted Redis has an empty script cache, and inside MULTI a
+        # NOSCRIPT error would surface only at EXEC.
+        pipe.eval(_SET_IF_NEWER, 1, key, int(record.timestamp.timestamp() * 1000), self.state_ttl_s, *pairs)
 
     async def committed_offsets(
         self, topic: str, partitions: Sequence[int], *, claim: bool = False
@@ -143,10 +185,29 @@ class RedisSink:
             count += 1
         return count
 
+    async def repair(self, records: Sequence[EnrichedRecord]) -> None:
+        """`_apply` in one MULTI/EXEC, without the position or origin marks: `verify` repairs only
+        records whose key is absent (never applied, TTL not yet due), so counters move once."""
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                for record in records:
+                    self._apply(pipe, record)
+                await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise RetriableError(f"redis: {exc}") from exc
+
     async def close(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+
+
+def _marks(raw: Mapping[Any, Any]) -> OriginMarks:
+    marks: OriginMarks = {}
+    for key, value in raw.items():
+        offset, _, index = (value.decode() if isinstance(value, bytes) else value).partition(".")
+        marks[key.decode() if isinstance(key, bytes) else key] = (int(offset), int(index or 0))
+    return marks
 
 
 def _position(raw: Mapping[Any, Any]) -> Position | None:

@@ -12,7 +12,8 @@ that names the object's content dead-letters it, anything else is retried.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import weaviate
@@ -21,7 +22,7 @@ from weaviate.classes.data import DataObject
 from weaviate.exceptions import WeaviateBaseError
 from weaviate.util import generate_uuid5
 
-from schemas.records import LogRecord
+from schemas.records import EnrichedRecord, LogRecord
 from sinks.base import Batch, Decision, Position, RecordRejected, RetriableError, decide, log_records_of
 
 Vectorize = Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]]
@@ -110,23 +111,27 @@ class WeaviateSink:
             if decide(await self._read_position(batch.topic, batch.partition), batch) is Decision.SKIP:
                 return False
             if records:
-                vectors: Sequence[Sequence[float] | None] = [None] * len(records)
-                if self._vectorize is not None:
-                    vectors = await self._vectorize([r.template or r.message for r in records])
-                objects = [DataObject(properties=_properties(r), uuid=object_uuid(r.record_id),
-                                      vector={"default": list(map(float, v))} if v is not None else None)
-                           for r, v in zip(records, vectors, strict=True)]
-                result = await self._client.collections.get(COLLECTION).data.insert_many(objects)
-                if result.errors:
-                    index, error = min(result.errors.items())
-                    message = str(error.message)
-                    if any(marker in message.lower() for marker in _CONTENT_ERRORS):
-                        raise RecordRejected(records[index].record_id, f"weaviate: {message}")
-                    raise RetriableError(f"weaviate: {len(result.errors)} object(s) failed: {message}")
+                await self._upsert(records)
             await self._write_position(batch.topic, batch.partition, Position(batch.next_offset, batch.epoch))
             return True
         except (WeaviateBaseError, OSError) as exc:
             raise RetriableError(f"weaviate: {exc.__class__.__name__}: {exc}") from exc
+
+    async def _upsert(self, records: Sequence[LogRecord]) -> None:
+        """Vectorize and upsert the objects (UUIDs from record_id); per-object errors are raised."""
+        vectors: Sequence[Sequence[float] | None] = [None] * len(records)
+        if self._vectorize is not None:
+            vectors = await self._vectorize([r.template or r.message for r in records])
+        objects = [DataObject(properties=_properties(r), uuid=object_uuid(r.record_id),
+                              vector={"default": list(map(float, v))} if v is not None else None)
+                   for r, v in zip(records, vectors, strict=True)]
+        result = await self._client.collections.get(COLLECTION).data.insert_many(objects)
+        if result.errors:
+            index, error = min(result.errors.items())
+            message = str(error.message)
+            if any(marker in message.lower() for marker in _CONTENT_ERRORS):
+                raise RecordRejected(records[index].record_id, f"weaviate: {message}")
+            raise RetriableError(f"weaviate: {len(result.errors)} object(s) failed: {message}")
 
     async def committed_offsets(
         self, topic: str, partitions: Sequence[int], *, claim: bool = False
@@ -161,6 +166,25 @@ class WeaviateSink:
         if found is None:
             return None
         return {**found.properties, "_vector": found.vector.get("default") if found.vector else None}
+
+    async def repair(self, records: Sequence[EnrichedRecord]) -> None:
+        """`_upsert` alone: the position object is neither read nor written."""
+        logs = log_records_of(records, self.name)
+        try:
+            if logs:
+                await self._upsert(logs)
+        except (WeaviateBaseError, OSError) as exc:
+            raise RetriableError(f"weaviate: {exc.__class__.__name__}: {exc}") from exc
+
+    async def held_records(self) -> AsyncIterator[tuple[str, datetime | None]]:
+        """(record_id, timestamp) of every log object, paged by the client's cursor (`polaris verify`)."""
+        try:
+            async for obj in self._client.collections.get(COLLECTION).iterator(
+                    return_properties=["record_id", "timestamp"], cache_size=2000):
+                stamp = obj.properties.get("timestamp")
+                yield str(obj.properties["record_id"]), stamp if isinstance(stamp, datetime) else None
+        except (WeaviateBaseError, OSError) as exc:
+            raise RetriableError(f"weaviate: {exc.__class__.__name__}: {exc}") from exc
 
     async def close(self) -> None:
         await self._client.close()

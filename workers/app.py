@@ -1,12 +1,14 @@
-"""The process tier: a Faust app whose agent takes raw log lines in batches and sends them on.
+"""The process tier: a Faust app with one agent per raw topic (logs, metrics, user events) that
+takes raw records in batches and sends the enriched ones on to `records.enriched`.
 
-Faust does little per record here: the agent takes up to `BATCH_SIZE` events, hands each
-source partition's share to that partition's `LogEnricher` (the pure pipeline), sends every
+Faust does little per record here: an agent takes up to `BATCH_SIZE` events, hands each
+source partition's share to that partition's enricher (the pure pipeline), sends every
 output without awaiting each send, and awaits all deliveries before the batch is
 acknowledged, so a crash re-reads, never loses.
 
 State. The stateful steps (template miner, anomaly scorer) keep one state per source
-partition in the Faust table `process-state` (changelog topic, partitioned like the input),
+partition in a Faust table (`process-state` for logs, `metric-state`, `event-state`; changelog
+topics partitioned like the input),
 so it moves with its partition on a rebalance and survives a restart. After each batch the
 partition's state — with the last offset it applied and the results of its latest records —
 is written to the changelog, and that write is awaited before the batch is acked: the state
@@ -22,51 +24,75 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from abc import ABC, abstractmethod
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas.records import LogRecord, Origin
-from schemas.topology import load_topology
+from schemas.records import EventRecord, LogRecord, MetricRecord, Origin
+from schemas.topology import Topology, load_topology
 from workers.dlq import dlq_headers, dlq_topic
 from workers.logs import get_logger
-from workers.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_OUT
+from workers.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_OUT, RECORDS_REFETCHED
 from workers.pipeline import LogEnricher, RawLine, Rejected
+from workers.pipeline_events import EventEnricher
+from workers.pipeline_metrics import MetricEnricher
 from workers.settings import Settings
 from workers.steps.entities import EntityExtractor
 from workers.worker_registry import registered_metrics
 
 BATCH_SIZE = 1000
 BATCH_WITHIN_S = 0.2
-STAGE = "process.logs"
-STATE_TABLE = "process-state"
+LOG_STATE_TABLE = "process-state"
+METRIC_STATE_TABLE = "metric-state"
+EVENT_STATE_TABLE = "event-state"
 log = get_logger(__name__)
 
+Output = LogRecord | MetricRecord | EventRecord | Rejected
 
-class PartitionEnrichers:
-    """One LogEnricher per source partition, restored from the state table on first use."""
+
+class Enricher(Protocol):
+    def enrich(self, batch: Sequence[RawLine]) -> Sequence[Output]: ...
+
+
+class PartitionEnrichers(ABC):
+    """One enricher per source partition of one raw topic, restored from its state table on first use.
+
+    Subclasses say how an enricher is made and how its state maps onto table keys; saving
+    returns the changelog deliveries, which the agent awaits before it acks the batch.
+    """
 
     def __init__(self, table: Any, remember: int) -> None:
         self.table, self.remember = table, remember
-        self.extractor: EntityExtractor | None = None  # shared: it holds no per-partition state
-        self._by_partition: dict[int, LogEnricher] = {}
+        self._by_partition: dict[int, Any] = {}
 
-    def get(self, partition: int) -> LogEnricher:
+    @abstractmethod
+    def new(self) -> Any: ...
+
+    @abstractmethod
+    def restore(self, enricher: Any, partition: int) -> bool:
+        """Load the saved state of `partition` into `enricher`; False when nothing is saved."""
+
+    @abstractmethod
+    def changes(self, enricher: Any, partition: int) -> dict[bytes, bytes | None]:
+        """Table entries to write (None deletes) so the saved state equals the enricher's."""
+
+    def get(self, partition: int) -> Any:
         enricher = self._by_partition.get(partition)
         if enricher is None:
-            if self.extractor is None:
-                self.extractor = EntityExtractor()
-            enricher = LogEnricher(extractor=self.extractor, remember=self.remember)
-            saved = self.table.data.get(str(partition).encode())
-            if saved is not None:
-                try:
-                    enricher.restore(json.loads(saved))
-                    log.info("partition state restored", partition=partition, last_offsets=enricher.last_offsets)
-                except (ValueError, KeyError, TypeError) as exc:
-                    # An older or damaged state: learning restarts, records still flow.
-                    enricher = LogEnricher(extractor=self.extractor, remember=self.remember)
-                    log.warning("partition state unusable; starting afresh", partition=partition, error=str(exc))
+            enricher = self.new()
+            try:
+                if self.restore(enricher, partition):
+                    log.info("partition state restored", table=self.table.name, partition=partition,
+                             last_offsets=enricher.last_offsets)
+            except (ValueError, KeyError, TypeError) as exc:
+                # An older or damaged state: learning restarts, records still flow.
+                enricher = self.new()
+                log.warning("partition state unusable; starting afresh", table=self.table.name,
+                            partition=partition, error=str(exc)[:300])
             self._by_partition[partition] = enricher
         return enricher
 
@@ -75,18 +101,114 @@ class PartitionEnrichers:
         for partition in partitions:
             self._by_partition.pop(partition, None)
 
-    def save(self, partition: int) -> Any:
-        key, value = str(partition).encode(), json.dumps(self._by_partition[partition].state()).encode()
-        self.table.data[key] = value
-        return self.table.send_changelog(partition, key, value, key_serializer="raw", value_serializer="raw")
+    def save(self, partition: int) -> list[Any]:
+        deliveries = []
+        for key, value in self.changes(self._by_partition[partition], partition).items():
+            if value is None:
+                self.table.data.pop(key, None)
+            else:
+                self.table.data[key] = value
+            deliveries.append(self.table.send_changelog(partition, key, value,
+                                                        key_serializer="raw", value_serializer="raw"))
+        return deliveries
 
 
-def enrich_safely(enricher: LogEnricher, batch: list[RawLine]) -> list[LogRecord | Rejected]:
+class WholeStateEnrichers(PartitionEnrichers):
+    """Small states (logs, events): one table entry per partition, rewritten after each batch."""
+
+    def __init__(self, table: Any, remember: int, new: Callable[[int], Any]) -> None:
+        super().__init__(table, remember)
+        self._new = new
+
+    def new(self) -> Any:
+        return self._new(self.remember)
+
+    def restore(self, enricher: Any, partition: int) -> bool:
+        saved = self.table.data.get(str(partition).encode())
+        if saved is None:
+            return False
+        enricher.restore(json.loads(saved))
+        return True
+
+    def changes(self, enricher: Any, partition: int) -> dict[bytes, bytes | None]:
+        return {str(partition).encode(): json.dumps(enricher.state()).encode()}
+
+
+class SeriesStateEnrichers(PartitionEnrichers):
+    """Metrics: a detector per series is too large to rewrite whole, so the table holds a header
+    (`"{partition}"`: offsets and replay memory) and one entry per series
+    (`"{partition}/{series}"`); a batch writes the header and the series it changed."""
+
+    def new(self) -> MetricEnricher:
+        return MetricEnricher(remember=self.remember)
+
+    def restore(self, enricher: Any, partition: int) -> bool:
+        header = self.table.data.get(str(partition).encode())
+        if header is None:
+            return False
+        prefix = f"{partition}/".encode()
+        series = {key[len(prefix):].decode(): json.loads(value)
+                  for key, value in list(self.table.data.items()) if key.startswith(prefix)}
+        enricher.restore(json.loads(header), series)
+        return True
+
+    def changes(self, enricher: Any, partition: int) -> dict[bytes, bytes | None]:
+        prefix = f"{partition}/"
+        entries: dict[bytes, bytes | None] = {
+            (prefix + series).encode(): None for series in enricher.take_evicted_series()}
+        for series, entry in enricher.take_dirty_series().items():
+            entries[(prefix + series).encode()] = json.dumps(entry).encode()
+        entries[str(partition).encode()] = json.dumps(enricher.state_header()).encode()
+        return entries
+
+
+def offset_gaps(last_applied: int | None, offsets: Sequence[int]) -> list[tuple[int, int]]:
+    """Offset ranges [start, end) missing before or between a partition's batch offsets.
+
+    faust-streaming acks, without yielding it, a record that arrives while its flow control is
+    paused for a rebalance or recovery (`Stream._py_aiter`, "skipped_value"); when the offsets
+    acked around it are committed, that record is never seen again. A raw topic written without
+    transactions has no holes, so a gap here is such a skip. (Under transactional producers a
+    gap may be a commit marker: re-reading it simply finds nothing.)
+    """
+    gaps: list[tuple[int, int]] = []
+    expected = None if last_applied is None else last_applied + 1
+    for offset in sorted(offsets):
+        if expected is not None and offset > expected:
+            gaps.append((expected, offset))
+        if expected is None or offset >= expected:
+            expected = offset + 1
+    return gaps
+
+
+async def read_range(bootstrap: str, topic: str, partition: int, start: int, end: int) -> list[RawLine]:
+    """The raw records at offsets [start, end) of one partition, read directly (no group)."""
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=16 << 20)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        lines: list[RawLine] = []
+        while await consumer.position(tp) < end:
+            fetched = (await consumer.getmany(tp, timeout_ms=2000)).get(tp, [])
+            if not fetched:
+                break  # nothing more there (retention, or a transaction marker)
+            lines += [RawLine(Origin(topic=m.topic, partition=m.partition, offset=m.offset), m.value,
+                              m.timestamp if m.timestamp and m.timestamp > 0 else None)
+                      for m in fetched if start <= m.offset < end]
+        return lines
+    finally:
+        await consumer.stop()
+
+
+def enrich_safely(enricher: Enricher, batch: list[RawLine]) -> list[Output]:
     """A batch that fails is redone record by record, so one poison line costs only itself."""
     try:
-        return enricher.enrich(batch)
+        return list(enricher.enrich(batch))
     except Exception:
-        results: list[LogRecord | Rejected] = []
+        results: list[Output] = []
         for raw in batch:
             try:
                 results += enricher.enrich([raw])
@@ -96,9 +218,18 @@ def enrich_safely(enricher: LogEnricher, batch: list[RawLine]) -> list[LogRecord
         return results
 
 
+def state_tables(topology: Topology) -> dict[str, str]:
+    """Raw topic -> the name of the table holding its per-partition state."""
+    tables = {topology.log_topic: LOG_STATE_TABLE}
+    if topology.metric_topic:
+        tables[topology.metric_topic] = METRIC_STATE_TABLE
+    if topology.event_topic:
+        tables[topology.event_topic] = EVENT_STATE_TABLE
+    return tables
+
+
 def build_app(settings: Settings) -> faust.App:
     topology = load_topology(settings.topology_file)
-    partitions = topology.raw_topics[topology.log_topic].partitions
     app = faust.App(
         settings.process_app_id,
         broker=f"kafka://{settings.kafka_bootstrap.split(',')[0]}",
@@ -117,27 +248,56 @@ def build_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         producer_max_request_size=16 << 20,  # a partition's state is one message (~0.5 MB)
     )
-    raw = app.topic(topology.log_topic, key_serializer="raw", value_serializer="raw")
     enriched = app.topic(topology.enriched_topic, key_serializer="raw", value_serializer="raw")
-    dead = app.topic(dlq_topic(topology.log_topic), key_serializer="raw", value_serializer="raw")
-    table = app.Table(STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
     # A replay can reach back as far as the commit lag: remember at least that many results.
-    enrichers = PartitionEnrichers(table, remember=max(3000, 2 * settings.process_commit_every))
+    remember = max(3000, 2 * settings.process_commit_every)
+    by_topic: dict[str, PartitionEnrichers] = {}
+    kinds: dict[str, tuple[str, Callable[[Any, int], PartitionEnrichers]]] = {
+        LOG_STATE_TABLE: ("logs", lambda table, n: WholeStateEnrichers(table, n, _log_enricher_factory())),
+        METRIC_STATE_TABLE: ("metrics", SeriesStateEnrichers),
+        EVENT_STATE_TABLE: ("events", lambda table, n: WholeStateEnrichers(
+            table, n, lambda remember: EventEnricher(remember=remember))),
+    }
+    for topic, table_name in state_tables(topology).items():
+        kind, make = kinds[table_name]
+        table = app.Table(table_name, partitions=topology.raw_topics[topic].partitions,
+                          key_type=bytes, value_type=bytes)
+        by_topic[topic] = enrichers = make(table, remember)
+        agent = _agent(f"process.{kind}", enrichers, enriched,
+                       app.topic(dlq_topic(topic), key_serializer="raw", value_serializer="raw"),
+                       settings.kafka_bootstrap)
+        app.agent(app.topic(topic, key_serializer="raw", value_serializer="raw"), name=f"process_{kind}")(agent)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-        enrichers.forget({tp.partition for tp in revoked if tp.topic == topology.log_topic})
+        for topic, enrichers in by_topic.items():
+            enrichers.forget({tp.partition for tp in revoked if tp.topic == topic})
 
-    async def process_logs(stream: Any) -> None:
+    return app
+
+
+def _log_enricher_factory() -> Callable[[int], LogEnricher]:
+    extractor: list[EntityExtractor] = []  # shared by partitions: it holds no per-partition state
+
+    def new(remember: int) -> LogEnricher:
+        if not extractor:
+            extractor.append(EntityExtractor())
+        return LogEnricher(extractor=extractor[0], remember=remember)
+    return new
+
+
+def _agent(stage: str, enrichers: PartitionEnrichers, enriched: Any, dead: Any,
+           bootstrap: str) -> Callable[[Any], Any]:
+    async def process(stream: Any) -> None:
         try:
-            await _process_log_batches(stream)
+            await _process_batches(stream)
         except Exception as exc:
             # Faust would log the crash and keep the worker alive without this agent: exit
             # instead, so the supervisor restarts it (crash-only: nothing acked is lost).
-            log.error("process agent crashed; exiting for a restart", error=repr(exc)[:500])
+            log.error("process agent crashed; exiting for a restart", stage=stage, error=repr(exc)[:500])
             os._exit(70)
 
-    async def _process_log_batches(stream: Any) -> None:
+    async def _process_batches(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
             by_partition: dict[int, list[RawLine]] = defaultdict(list)
             for e in events:
@@ -145,27 +305,43 @@ def build_app(settings: Settings) -> faust.App:
                 by_partition[message.partition].append(RawLine(
                     Origin(topic=message.topic, partition=message.partition, offset=message.offset),
                     message.value, int(message.timestamp * 1000) if message.timestamp else None))
-            RECORDS_IN.labels(STAGE).inc(len(events))
+            RECORDS_IN.labels(stage).inc(len(events))
             deliveries = []
             for partition, batch in by_partition.items():
-                for result in enrich_safely(enrichers.get(partition), batch):
-                    deliveries.append(await _send(enriched, dead, result))
-                deliveries.append(enrichers.save(partition))
+                enricher = enrichers.get(partition)
+                batch = await _with_skipped(bootstrap, stage, enricher, batch)
+                for result in enrich_safely(enricher, batch):
+                    deliveries.append(await _send(stage, enriched, dead, result))
+                deliveries += enrichers.save(partition)
             # Outputs and state delivered before the batch is acked (when this body returns).
             await asyncio.gather(*deliveries)
 
-    app.agent(raw, name="process_logs")(process_logs)
-    return app
+    return process
 
 
-async def _send(enriched: Any, dead: Any, result: LogRecord | Rejected) -> Any:
+async def _with_skipped(bootstrap: str, stage: str, enricher: Any, batch: list[RawLine]) -> list[RawLine]:
+    """The batch with any records the stream skipped before or inside it, in offset order."""
+    origin = batch[0].origin
+    last = enricher.last_offsets.get(f"{origin.topic}/{origin.partition}")
+    gaps = offset_gaps(last, [raw.origin.offset for raw in batch])
+    if not gaps:
+        return batch
+    refetched = [raw for start, end in gaps
+                 for raw in await read_range(bootstrap, origin.topic, origin.partition, start, end)]
+    RECORDS_REFETCHED.labels(stage).inc(len(refetched))
+    log.warning("stream skipped raw records; re-read them from Kafka", stage=stage, topic=origin.topic,
+                partition=origin.partition, gaps=gaps[:10], refetched=len(refetched))
+    return sorted([*batch, *refetched], key=lambda raw: raw.origin.offset)
+
+
+async def _send(stage: str, enriched: Any, dead: Any, result: Output) -> Any:
     if isinstance(result, Rejected):
-        DEAD_LETTERS.labels(STAGE, result.reason.split(":")[0]).inc()
+        DEAD_LETTERS.labels(stage, result.reason.split(":")[0]).inc()
         log.warning("raw record dead-lettered", reason=result.reason, topic=result.origin.topic,
                     partition=result.origin.partition, offset=result.origin.offset)
         return await dead.send(key=None, value=result.value or b"", partition=result.origin.partition,
-                               headers=dlq_headers(result.origin, STAGE, result.reason))
-    RECORDS_OUT.labels(STAGE).inc()
+                               headers=dlq_headers(result.origin, stage, result.reason))
+    RECORDS_OUT.labels(stage).inc()
     return await enriched.send(key=result.record_id.encode(), value=result.model_dump_json().encode(),
                                partition=result.origin.partition)
 
@@ -174,8 +350,10 @@ def run_process_worker(settings: Settings) -> int:
     from workers.topics import ensure_state_topic
 
     topology = load_topology(settings.topology_file)
-    ensure_state_topic(settings, f"{settings.process_app_id}-{STATE_TABLE}-changelog",
-                       topology.raw_topics[topology.log_topic].partitions)
+    (settings.stack_home / "faust").mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+    for topic, table in state_tables(topology).items():
+        ensure_state_topic(settings, f"{settings.process_app_id}-{table}-changelog",
+                           topology.raw_topics[topic].partitions)
     app = build_app(settings)
     with registered_metrics(settings, "process"):
         worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)

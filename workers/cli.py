@@ -8,7 +8,9 @@
     polaris topics create                        create the topology's topics (and their .dlq)
     polaris db migrate                           apply SQL migrations to PostgreSQL
     polaris topology validate FILE               check a topology file
+    polaris chaos [--records N] [--kills K]      exactly-once under kill -9: lost / doubled records
     polaris bench process                        process-tier speed beside a bare consumer
+    polaris bench sinks [--records N] [--e2e]    records/s per store (fenced writes); --e2e: through the fleet
     polaris eval NAME ...                        benchmarks of the pure steps on real data
 """
 
@@ -99,6 +101,26 @@ def _topology(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chaos(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from workers.chaos import print_report, run_chaos
+
+    report = run_chaos(get_settings(), _say, records=args.records, kills=args.kills, seed=args.seed)
+    print_report(report, _say)
+    if args.json:
+        Path(args.json).write_text(json.dumps(dataclasses.asdict(report), indent=2) + "\n")
+    return 1 if report.failures() else 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from workers.verify import run
+
+    return run(get_settings(), topic=args.topic, bucket_minutes=args.bucket_minutes, sample=args.sample,
+               repair=args.repair, json_file=Path(args.json) if args.json else None, say=_say)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polaris", description="Polaris Stream: operations data on Kafka.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,10 +160,31 @@ def build_parser() -> argparse.ArgumentParser:
     topology.add_argument("file")
     topology.set_defaults(func=_topology)
 
+    chaos = commands.add_parser("chaos", help="kill -9 a private fleet under load; count lost and doubled records")
+    chaos.add_argument("--records", type=int, default=20_000, help="mixed raw records to publish")
+    chaos.add_argument("--kills", type=int, default=5, help="SIGKILLs of each worker (one per wave)")
+    chaos.add_argument("--seed", type=int, default=None, help="seed of the kill moments (default: per run)")
+    chaos.add_argument("--json", help="also write the figures to this file")
+    chaos.set_defaults(func=_chaos)
+
+    verify = commands.add_parser("verify", help="compare the stores with the enriched topic; report drift")
+    verify.add_argument("--repair", action="store_true", help="re-sink missing records from Kafka, then compare again")
+    verify.add_argument("--topic", default=None, help="enriched topic (default: the topology's, records.enriched)")
+    verify.add_argument("--bucket-minutes", type=int, default=60, help="width of the per-time-bucket count table")
+    verify.add_argument("--sample", type=int, default=10, help="random due ids also looked up one by one")
+    verify.add_argument("--json", help="also write the figures to this file")
+    verify.set_defaults(func=_verify)
+
     bench = commands.add_parser("bench", help="benchmarks: print figures, save JSON")
     from workers import bench as benches
 
-    benches.register(bench.add_subparsers(dest="bench", required=True))
+    bench_kinds = bench.add_subparsers(dest="bench", required=True)
+    benches.register(bench_kinds)
+    from workers.bench import sinks as sink_bench
+
+    bench_sinks = bench_kinds.add_parser("sinks", help="records/s per store with fencing; --e2e: raw topics to stores")
+    sink_bench.add_arguments(bench_sinks)
+    bench_sinks.set_defaults(bench_run=sink_bench.run)
     bench.set_defaults(func=lambda args: args.bench_run(args))
 
     evaluation = commands.add_parser("eval", help="score the pure steps on real data")

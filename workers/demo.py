@@ -31,10 +31,16 @@ def loghub_lines(per_system: int) -> list[bytes]:
     return [line for group in itertools.zip_longest(*per_file) for line in group if line and line.strip()]
 
 
-def publish(settings: Settings, topic: str, lines: list[bytes]) -> None:
-    """Publish with kcat, a Kafka client nobody here wrote (one message per line)."""
-    done = subprocess.run(["kcat", "-P", "-b", settings.kafka_bootstrap, "-t", topic],
-                          input=b"\n".join(lines) + b"\n", capture_output=True, timeout=120, check=False)
+def publish(settings: Settings, topic: str, lines: list[bytes], keys: list[bytes] | None = None) -> None:
+    """Publish with kcat, a Kafka client nobody here wrote (one message per line). With `keys`,
+    each message gets its key (kcat's default partitioner: one key, one partition)."""
+    argv = ["kcat", "-P", "-b", settings.kafka_bootstrap, "-t", topic]
+    if keys is not None:
+        if any(b"\t" in key or b"\n" in key for key in keys) or len(keys) != len(lines):
+            raise ValueError("publish: one key per line, without tabs or newlines")
+        argv += ["-K", "\t"]
+        lines = [key + b"\t" + line for key, line in zip(keys, lines, strict=True)]
+    done = subprocess.run(argv, input=b"\n".join(lines) + b"\n", capture_output=True, timeout=120, check=False)
     if done.returncode != 0:
         raise StackError(f"kcat could not publish to {topic}: {done.stderr.decode(errors='replace')[-500:]}")
 

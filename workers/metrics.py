@@ -16,6 +16,10 @@ RECORDS_OUT = Counter(
 DEAD_LETTERS = Counter(
     "polaris_stage_dead_letters_total", "Records sent to a dead-letter topic.", ["stage", "reason"]
 )
+RECORDS_REFETCHED = Counter(
+    "polaris_stage_records_refetched_total",
+    "Raw records the stream skipped (an offset gap) that the stage re-read from Kafka.", ["stage"]
+)
 SINK_RECORDS = Counter(
     "polaris_sink_records_written_total", "Records a sink committed to its store.", ["sink"]
 )

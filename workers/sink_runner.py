@@ -93,7 +93,7 @@ class SinkRunner:
         self.topic = topology.enriched_topic
         self.stage = f"sink.{sink.name}"
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, group_id=f"polaris-sink-{sink.name}",
+            bootstrap_servers=settings.kafka_bootstrap, group_id=f"{settings.sink_group_prefix}-{sink.name}",
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
             max_poll_records=5000, fetch_max_bytes=16 << 20, max_partition_fetch_bytes=8 << 20,
         )

@@ -37,7 +37,11 @@ async def find_record(settings: Settings, record_id: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
     try:
-        row = await conn.fetchrow("SELECT * FROM log_records WHERE record_id = $1", record_id)
+        row = None
+        for table in ("log_records", "metric_samples", "user_events"):  # a record_id is in one of them
+            row = await conn.fetchrow(f"SELECT * FROM {table} WHERE record_id = $1", record_id)
+            if row is not None:
+                break
         found["postgres"] = dict(row) if row else None
     finally:
         await conn.close()

@@ -136,3 +136,25 @@ async def test_a_seek_back_drops_the_buffer() -> None:
     writer.add(0, 1, _record(1))
     await writer.flush(force=True)
     assert sink.counter == 2
+
+
+def test_first_emissions_drops_records_the_process_tier_sent_twice() -> None:
+    from schemas.records import MetricRecord
+    from sinks.base import first_emissions
+
+    first = [_record(0), _record(1), _record(2), _record(0, partition=1)]
+    fresh, marks = first_emissions(first, {})
+    assert fresh == first and marks == {"logs.raw/0": (2, 0), "logs.raw/1": (0, 0)}
+    # After a process-tier crash it re-sends from its last commit: offsets 1..2 again, then 3.
+    again = [_record(1), _record(2), _record(3)]
+    fresh, marks = first_emissions(again, marks)
+    assert [r.origin.offset for r in fresh] == [3] and marks["logs.raw/0"] == (3, 0)
+    # Samples of one metric line share the raw offset; a line split across batches still counts once each.
+    def sample(index: int) -> MetricRecord:
+        rid = record_id_for("metrics.raw", 0, 7) + (f".{index}" if index else "")
+        return MetricRecord(record_id=rid, origin=Origin(topic="metrics.raw", partition=0, offset=7),
+                            timestamp=datetime(2026, 1, 1, tzinfo=UTC), name="m", series="m", value=1.0)
+    fresh, marks = first_emissions([sample(0), sample(1)], marks)
+    fresh2, marks = first_emissions([sample(1), sample(2)], marks)
+    assert len(fresh) == 2 and [r.record_id for r in fresh2] == [sample(2).record_id]
+    assert marks["metrics.raw/0"] == (7, 2)

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,17 +42,22 @@ def run(argv: list[str], what: str, *, env: dict[str, str] | None = None, user: 
     return done.stdout
 
 
+_APT = threading.Lock()  # services install in parallel threads; apt allows one user at a time
+
+
 def ensure_debian_packages(binaries: dict[str, str]) -> None:
     """Install the Debian packages whose binaries are missing (needs root, as on CI)."""
-    missing = [pkg for binary, pkg in binaries.items() if shutil.which(binary) is None]
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        raise StackError(f"missing Debian packages {missing}: run `sudo apt-get install {' '.join(missing)}`")
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    run(["apt-get", "update", "-q"], "apt-get update", env=env)
-    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-        f"apt-get install {' '.join(missing)}", env=env)
+    with _APT:
+        missing = [pkg for binary, pkg in binaries.items() if shutil.which(binary) is None]
+        if not missing:
+            return
+        if os.geteuid() != 0:
+            raise StackError(f"missing Debian packages {missing}: run `sudo apt-get install {' '.join(missing)}`")
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        wait = ["-o", "DPkg::Lock::Timeout=300"]  # another apt (unattended upgrades, a user) may hold the lock
+        run(["apt-get", *wait, "update", "-q"], "apt-get update", env=env)
+        run(["apt-get", *wait, "install", "-y", "-q", "--no-install-recommends", *missing],
+            f"apt-get install {' '.join(missing)}", env=env)
 
 
 def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
