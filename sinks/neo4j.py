@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import pairwise
 
-from neo4j import AsyncDriver, AsyncGraphDatabase
+from neo4j import AsyncDriver, AsyncGraphDatabase, AsyncTransaction
 from neo4j.exceptions import ClientError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired, TransientError
 
 from schemas.records import EnrichedRecord, LogRecord
@@ -222,6 +222,16 @@ async def stored_edge_counts(uri: str, user: str, password: str, prefix: str) ->
     return {(r["kind"], r["source"], r["target"]): int(r["n"] or 0) for r in records}
 
 
+async def _merge(tx: AsyncTransaction, records: Sequence[LogRecord]) -> None:
+    """MERGE the records and their graph; counters move only for the LogRecord nodes created here."""
+    if not records:
+        return
+    created = set(await (await tx.run(_MERGE_RECORDS, rows=[_row(r) for r in records])).value())
+    for kind, rows in counter_rows(r for r in records if r.record_id in created).items():
+        if rows:
+            await (await tx.run(_INCREMENTS[kind], rows=rows)).consume()
+
+
 class Neo4jSink:
     name = "neo4j"
 
@@ -259,13 +269,7 @@ class Neo4jSink:
                     if decide(stored, batch) is Decision.SKIP:
                         await tx.rollback()
                         return False
-                    if records:
-                        created = await (await tx.run(_MERGE_RECORDS, rows=[_row(r) for r in records])).value()
-                        new_ids = set(created)
-                        increments = counter_rows(r for r in records if r.record_id in new_ids)
-                        for kind, rows in increments.items():
-                            if rows:
-                                await (await tx.run(_INCREMENTS[kind], rows=rows)).consume()
+                    await _merge(tx, records)
                     await tx.run(_SET_POSITION, key=key, next_offset=batch.next_offset, epoch=batch.epoch)
                     await tx.commit()
                     return True
@@ -330,10 +334,7 @@ class Neo4jSink:
             async with self.driver.session() as session:
                 tx = await session.begin_transaction()
                 try:
-                    created = set(await (await tx.run(_MERGE_RECORDS, rows=[_row(r) for r in logs])).value())
-                    for kind, rows in counter_rows(r for r in logs if r.record_id in created).items():
-                        if rows:
-                            await (await tx.run(_INCREMENTS[kind], rows=rows)).consume()
+                    await _merge(tx, logs)
                     await tx.commit()
                 finally:
                     if not tx.closed():

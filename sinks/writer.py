@@ -37,7 +37,8 @@ class _Buffer:
 @dataclass
 class WriterConfig:
     max_records: int = 2000
-    max_age_s: float = 0.5
+    max_age_s: float = 0.5  # the longest a record waits in a buffer ...
+    min_age_s: float = 0.05  # ... and the shortest: in between, it follows the store's flush time
     attempt_timeout_s: float = 30.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 20.0
@@ -54,6 +55,13 @@ class SinkWriter:
         self.fenced: set[int] = set()  # partitions another owner claimed; the runner decides
         self._failures = 0
         self.blocked_until = 0.0
+        self.flush_ewma_s = 0.0  # recent time per batch write
+
+    def linger_s(self) -> float:
+        """How old a buffer may grow before it is written: about one flush time. A fast store gets
+        small, prompt batches (low latency); a slow one gets fewer, larger batches, so per-batch
+        costs (a transaction, a lock, a round trip) shrink as a share of the work."""
+        return min(self.config.max_age_s, max(self.config.min_age_s, self.flush_ewma_s))
 
     # --- ownership -------------------------------------------------------------------
     def assign(self, partition: int, epoch: int) -> None:
@@ -91,9 +99,9 @@ class SinkWriter:
         """Write every full or old buffer. Raises nothing retriable: on failure it backs off."""
         if self.blocked:
             return
-        now = time.monotonic()
+        now, linger = time.monotonic(), self.linger_s()
         for partition, buffer in list(self._buffers.items()):
-            due = len(buffer.records) >= self.config.max_records or now - buffer.opened_at >= self.config.max_age_s
+            due = len(buffer.records) >= self.config.max_records or now - buffer.opened_at >= linger
             if not (force or due) or partition not in self.epochs:
                 continue
             try:
@@ -157,7 +165,9 @@ class SinkWriter:
                 written = await self.sink.write_batch(batch)
         except TimeoutError as exc:
             raise RetriableError(f"{self.sink.name}: write timed out after {self.config.attempt_timeout_s}s") from exc
-        SINK_FLUSH_SECONDS.labels(self.sink.name).observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        SINK_FLUSH_SECONDS.labels(self.sink.name).observe(took)
+        self.flush_ewma_s += 0.2 * (took - self.flush_ewma_s)
         (SINK_RECORDS if written else SINK_SKIPPED).labels(self.sink.name).inc(len(records))
         buffer.start_offset = end
         self.stored_positions[partition] = end

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -68,6 +69,8 @@ class PartitionEnrichers(ABC):
     def __init__(self, table: Any, remember: int) -> None:
         self.table, self.remember = table, remember
         self._by_partition: dict[int, Any] = {}
+        self._saved_at: dict[int, float] = {}
+        self.save_interval_s = 0.0
 
     @abstractmethod
     def new(self) -> Any: ...
@@ -100,8 +103,18 @@ class PartitionEnrichers(ABC):
         """On revocation: the next owner continues from the table; so will we if it comes back."""
         for partition in partitions:
             self._by_partition.pop(partition, None)
+            self._saved_at.pop(partition, None)
 
     def save(self, partition: int) -> list[Any]:
+        """Write the partition's state to the changelog, at most once per `save_interval_s`.
+
+        Saving less often than acking is safe: after a crash the state restores at an older
+        offset than the committed one, and the agent re-reads the records in between
+        (`offset_gaps`), so the state still applies every record once."""
+        now = time.monotonic()
+        if now - self._saved_at.get(partition, -1e9) < self.save_interval_s:
+            return []
+        self._saved_at[partition] = now
         deliveries = []
         for key, value in self.changes(self._by_partition[partition], partition).items():
             if value is None:
@@ -263,6 +276,7 @@ def build_app(settings: Settings) -> faust.App:
         table = app.Table(table_name, partitions=topology.raw_topics[topic].partitions,
                           key_type=bytes, value_type=bytes)
         by_topic[topic] = enrichers = make(table, remember)
+        enrichers.save_interval_s = settings.process_state_save_interval_s
         agent = _agent(f"process.{kind}", enrichers, enriched,
                        app.topic(dlq_topic(topic), key_serializer="raw", value_serializer="raw"),
                        settings.kafka_bootstrap)

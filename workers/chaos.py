@@ -320,8 +320,9 @@ def run_chaos(settings: Settings, say: Say, *, records: int = 20_000, kills: int
                 publish(private, str(topics[kind]), share)
             if wave >= kills:
                 continue
-            # Each worker dies once per wave, at its own random moment within the next few seconds.
-            moments = sorted((rng.uniform(0.5, 6.0), w) for w in workers)
+            # Each worker dies once per wave, at its own random moment; the first seconds let the
+            # restarted ones get back to work, so kills land mid-batch, not only mid-start-up.
+            moments = sorted((rng.uniform(4.0, 14.0), w) for w in workers)
             clock = 0.0
             for moment, worker in moments:
                 time.sleep(moment - clock)
@@ -364,7 +365,9 @@ def _wait_until_caught_up(settings: Settings, topology: Topology, workers: list[
             if worker.ensure_running():
                 say(f"  {worker.name} had exited; restarted")
         truth = _truth(settings, topology)
-        if truth is not None:
+        if truth is None:
+            say("  catching up: the process tier has not emitted every raw record yet")
+        else:
             held = asyncio.run(_held(settings))
             missing = {store: sum(1 for i in ids if i not in held[store][0]) for store, ids in truth.routed.items()}
             if not any(missing.values()):

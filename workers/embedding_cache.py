@@ -33,6 +33,9 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
 
 
+EMBED_CHUNK = 64  # texts per forward pass and cache write
+
+
 class EmbeddingCache:
     """Vectors for texts, from Redis when cached, from `embedder` (then cached) when not."""
 
@@ -63,13 +66,14 @@ class EmbeddingCache:
             if len(blob) == dim * _WIRE_DTYPE.itemsize:
                 found[key] = np.frombuffer(blob, dtype=_WIRE_DTYPE).astype(np.float32)
         missing = [key for key in keys if key not in found]
-        if missing:
+        # In chunks, each cached as soon as it is computed: a caller that times out (a sink's
+        # write deadline) and retries resumes where it stopped instead of starting over.
+        for start in range(0, len(missing), EMBED_CHUNK):
+            chunk = missing[start:start + EMBED_CHUNK]
             # The forward pass is CPU-bound numpy (BLAS releases the GIL): keep the loop free.
-            computed = await asyncio.to_thread(
-                self._embedder.embed, [text_by_key[key] for key in missing]
-            )
+            computed = await asyncio.to_thread(self._embedder.embed, [text_by_key[key] for key in chunk])
             async with self._redis.pipeline(transaction=False) as pipe:
-                for key, vector in zip(missing, computed, strict=True):
+                for key, vector in zip(chunk, computed, strict=True):
                     found[key] = vector
                     pipe.set(key, vector.astype(_WIRE_DTYPE).tobytes(), ex=self.ttl_s)
                 await pipe.execute()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from schemas.records import EnrichedRecord
 from sinks.base import Batch, Decision, Position, RecordRejected, RetriableError, decide
 
 
@@ -57,3 +58,9 @@ class FakeSink:
 
     async def count_records(self) -> int:
         return len(self.rows)
+
+    async def repair(self, records: Sequence[EnrichedRecord]) -> None:
+        for record in records:
+            if record.record_id not in self.rows:
+                self.rows[record.record_id] = 1
+                self.counter += 1

@@ -158,3 +158,32 @@ def test_first_emissions_drops_records_the_process_tier_sent_twice() -> None:
     fresh2, marks = first_emissions([sample(1), sample(2)], marks)
     assert len(fresh) == 2 and [r.record_id for r in fresh2] == [sample(2).record_id]
     assert marks["metrics.raw/0"] == (7, 2)
+
+
+async def test_linger_follows_the_store_flush_time_within_bounds() -> None:
+    import asyncio
+
+    class SlowSink(FakeSink):
+        delay = 0.0
+
+        async def write_batch(self, batch: Batch) -> bool:
+            await asyncio.sleep(self.delay)
+            return await super().write_batch(batch)
+
+    sink = SlowSink()
+
+    async def dead_letter(record: LogRecord, reason: str) -> None:
+        return None
+
+    writer = SinkWriter(sink, TOPIC, dead_letter, WriterConfig(max_records=1000, max_age_s=0.3, min_age_s=0.02))
+    writer.assign(0, (await sink.committed_offsets(TOPIC, [0], claim=True))[0].epoch)
+    assert writer.linger_s() == 0.02  # nothing measured yet: prompt
+    sink.delay = 0.1
+    for start in range(0, 100, 10):
+        await _feed(writer, range(start, start + 10))
+    assert 0.08 < writer.linger_s() <= 0.1  # a slower store: larger batches
+    sink.delay = 1.0
+    await _feed(writer, range(100, 110))
+    await _feed(writer, range(110, 120))
+    assert writer.linger_s() == 0.3  # never past the bound on a record's wait
+    assert sum(sink.rows.values()) == 120

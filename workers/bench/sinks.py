@@ -34,6 +34,7 @@ import asyncio
 import importlib
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -215,7 +216,8 @@ def format_stores(report: dict[str, Any]) -> str:
         f"== sinks, one store at a time: {report['records']:,} records ({mix['log']:,} log, {mix['metric']:,} metric, "
         f"{mix['event']:,} event), batches of {report['batch']}, through SinkWriter with fencing",
         f"   run {report['run']}: topic {report['topic']}, records built by the process-tier enrichers "
-        f"in {report['build_seconds']:.1f} s",
+        f"in {report['build_seconds']:.1f} s; {report['cpus']} CPUs, load average {report['load_avg_1m_before']} "
+        f"before, fleet {'running' if report['fleet_running'] else 'stopped'}",
         f"  {'store':<10}{'records':>9}{'batches':>9}{'seconds':>9}{'records/s':>11}{'p50 ms':>9}{'p95 ms':>9}"
         f"{'max ms':>9}{'of fastest':>12}",
     ]
@@ -352,8 +354,8 @@ async def bench_store(settings: Settings, topology: Topology, store: str, record
     async def dead_letter(record: EnrichedRecord, reason: str) -> None:
         dead.append((record.record_id, reason))
 
-    await sink.start()
     try:
+        await sink.start()
         claimed = await sink.committed_offsets(topic, [PARTITION], claim=True)
         position = claimed[PARTITION]
         if position.next_offset != 0:
@@ -752,6 +754,7 @@ def run(args: argparse.Namespace) -> int:
         "mix": {kind: sum(1 for r in records if r.kind == kind) for kind in KINDS},
         "build_seconds": round(time.perf_counter() - started, 2),
         "fleet_running": _fleet_running(settings)[0] > 0,
+        "cpus": os.cpu_count(), "load_avg_1m_before": round(os.getloadavg()[0], 2),
     }
     code = 0
     try:
