@@ -769,9 +769,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"bench sinks: end to end: {exc}", file=sys.stderr)
                 code = 1
     finally:
+        report["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        say(f"saved {args.json}")
+        say(f"saved {args.json} (load average {report['load_avg_1m_after']} at the end)")
     return code
 
 
