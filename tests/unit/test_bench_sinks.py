@@ -142,9 +142,10 @@ def test_store_rows_and_ratios() -> None:
 
 
 def test_report_prints_and_serialises() -> None:
-    report: dict[str, Any] = {"bench": "sinks", "run": "r", "topic": "bench.sinks.r", "records": 5000, "batch": 500,
-              "mix": {"log": 4000, "metric": 500, "event": 500}, "build_seconds": 3.2, "stores": _rows(),
-                              "fleet_running": False, "cpus": 2, "load_avg_1m_before": 0.5}
+    report: dict[str, Any] = {
+        "bench": "sinks", "run": "r", "topic": "bench.sinks.r", "records": 5000, "batch": 500,
+        "mix": {"log": 4000, "metric": 500, "event": 500}, "build_seconds": 3.2, "stores": _rows(),
+        "fleet_running": False, "cpus": 2, "load_avg_1m_before": 0.5}
     text = sinks.format_stores(report)
     assert "postgres" in text and "2,500" in text and "neo4j      failed: RetriableError" in text
     assert "40 distinct texts" in text and "30 cached" in text and "10 computed" in text

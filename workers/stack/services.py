@@ -343,6 +343,9 @@ class Weaviate(Service):
             "GO_PROFILING_DISABLE": "true", "PROMETHEUS_MONITORING_ENABLED": "true",
             "PROMETHEUS_MONITORING_PORT": str(s.weaviate_metrics_port), "LOG_LEVEL": "warning",
             "QUERY_DEFAULTS_LIMIT": "100",
+            # Objects are stored (and the batch answered) before their vectors enter the HNSW
+            # graph, which a background queue fills; search covers the queued ones by brute force.
+            "ASYNC_INDEXING": "true",
         }
         self.process.start([str(self.binary), "--scheme", "http", "--host", host, "--port", port], env=env)
 
