@@ -1,17 +1,19 @@
-"""PostgreSQL sink (asyncpg): log_records, metric_samples, user_events and anomalies.
+"""PostgreSQL sink (asyncpg): log_records, metric_samples, user_events, anomalies and entities.
 
 Guarantee: exactly once. Atomicity: one transaction locks the partition's row in
 `sink_offsets` (FOR UPDATE), applies the fencing rule, COPYs the batch into a temporary
 table, upserts it into `log_records` keyed by (ts, record_id) and moves the position.
-Idempotency key: record_id. Retriable: connection loss, timeouts, serialization failures,
-the server shutting down. Not retriable (dead-lettered): data errors such as a value the
-column types refuse.
+Rows derived from records go in the same transaction: `anomalies`, and `entities` (a log
+record's rows there replace its earlier ones). Idempotency key: record_id (entities: record_id,
+label, text). Retriable: connection loss, timeouts, serialization failures, the server
+shutting down. Not retriable (dead-lettered): data errors such as a value the column types
+refuse.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +25,7 @@ from schemas.records import EnrichedRecord, EventRecord, LogRecord, MetricRecord
 from sinks.base import ANOMALY_THRESHOLD, Batch, Decision, Position, RecordRejected, RetriableError, decide
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "schemas" / "migrations"
-
+ENTITY_TEXT_MAX = 512  # characters of an entity's text kept in `entities`
 
 
 def _text(value: str | None) -> str | None:
@@ -63,6 +65,17 @@ def _anomaly_row(record: EnrichedRecord) -> tuple[object, ...]:
             record.anomaly_reason)
 
 
+def entity_rows(record: LogRecord) -> list[tuple[object, ...]]:
+    """A log record's rows in `entities`: one per distinct (label, text) after the cut to
+    ENTITY_TEXT_MAX characters (an upsert may touch a row only once per statement)."""
+    rows: dict[tuple[str, str], tuple[object, ...]] = {}
+    service, host = _text(record.service), _text(record.host)
+    for entity in record.entities:
+        label, text = _text(entity.label) or "", (_text(entity.text) or "")[:ENTITY_TEXT_MAX]
+        rows.setdefault((label, text), (record.timestamp, record.record_id, label, text, service, host))
+    return list(rows.values())
+
+
 _ORIGIN = ("ts", "record_id", "origin_topic", "origin_partition", "origin_offset")
 
 
@@ -70,14 +83,34 @@ _ORIGIN = ("ts", "record_id", "origin_topic", "origin_partition", "origin_offset
 class _Table:
     name: str
     columns: tuple[str, ...]
-    row: Callable[[Any], tuple[object, ...]]
+    row: Callable[[Any], tuple[object, ...]] | None = None  # one row per record ...
+    rows: Callable[[Any], Iterable[tuple[object, ...]]] | None = None  # ... or any number, replacing earlier ones
+    key: tuple[str, ...] = ("ts", "record_id")
+
+    def rows_of(self, records: Sequence[EnrichedRecord]) -> list[tuple[object, ...]]:
+        if self.rows is not None:
+            return [row for record in records for row in self.rows(record)]
+        if self.row is not None:
+            return [self.row(record) for record in records]
+        raise TypeError(f"{self.name}: a table needs `row` or `rows`")
 
     @property
     def upsert(self) -> str:
-        updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in self.columns[2:])
+        updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in self.columns if column not in self.key)
         columns = ", ".join(self.columns)
         return (f"INSERT INTO {self.name} ({columns}) SELECT {columns} FROM batch_{self.name} "
-                f"ON CONFLICT (ts, record_id) DO UPDATE SET {updates}, written_at = now()")
+                f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {updates}, written_at = now()")
+
+    @property
+    def drop_stale(self) -> str:
+        """For `rows` tables: delete the rows of the records written ($1 ids, $2 their ts, $3-$4 the
+        range of $2) that their new version no longer has (re-emitted after a change upstream, such
+        as a redaction rule). Runs after the COPY into batch_<table>, before the upsert."""
+        same = " AND ".join(f"b.{column} = t.{column}" for column in self.key)
+        return (f"DELETE FROM {self.name} AS t WHERE (t.record_id, t.ts) IN "
+                "(SELECT * FROM unnest($1::text[], $2::timestamptz[])) "
+                "AND t.ts >= $3 AND t.ts <= $4 "  # lets the planner skip the other months' partitions
+                f"AND NOT EXISTS (SELECT 1 FROM batch_{self.name} AS b WHERE {same})")
 
 
 TABLES: dict[str, _Table] = {
@@ -90,6 +123,9 @@ TABLES: dict[str, _Table] = {
                                     "anomaly_reason"), _event_row),
 }
 ANOMALIES = _Table("anomalies", ("ts", "record_id", "kind", "subject", "score", "reason"), _anomaly_row)
+ENTITIES = _Table("entities", ("ts", "record_id", "label", "text", "service", "host"), rows=entity_rows,
+                  key=("record_id", "label", "text", "ts"))
+DERIVED = (ANOMALIES, ENTITIES)  # tables of rows derived from records, beside TABLES
 
 
 async def migrate(dsn: str) -> list[str]:
@@ -150,10 +186,16 @@ class PostgresSink:
                 self._months.add(month)
 
     async def _copy(self, conn: asyncpg.Connection, table: _Table, records: Sequence[EnrichedRecord]) -> None:
-        await conn.copy_records_to_table(f"batch_{table.name}", records=[table.row(r) for r in records],
-                                         columns=table.columns)
-        await conn.execute(table.upsert)
-        await conn.execute(f"TRUNCATE batch_{table.name}")
+        rows = table.rows_of(records)
+        if rows:
+            await conn.copy_records_to_table(f"batch_{table.name}", records=rows, columns=table.columns)
+        if table.rows is not None:  # even with no rows now: a record may have had some before
+            stamps = [record.timestamp for record in records]
+            await conn.execute(table.drop_stale, [record.record_id for record in records], stamps,
+                               min(stamps), max(stamps))
+        if rows:
+            await conn.execute(table.upsert)
+            await conn.execute(f"TRUNCATE batch_{table.name}")
 
     async def write_batch(self, batch: Batch) -> bool:
         try:
@@ -211,7 +253,7 @@ class PostgresSink:
         return int(await self.pool.fetchval("SELECT count(*) FROM log_records"))
 
     async def count_rows(self, table: str) -> int:
-        if table not in {t.name for t in (*TABLES.values(), ANOMALIES)}:
+        if table not in {t.name for t in (*TABLES.values(), *DERIVED)}:
             raise ValueError(f"unknown table {table!r}")
         return int(await self.pool.fetchval(f"SELECT count(*) FROM {table}"))
 
@@ -237,7 +279,7 @@ class PostgresSink:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for table in (*TABLES.values(), ANOMALIES):
+    for table in (*TABLES.values(), *DERIVED):
         await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS batch_{table.name} (LIKE {table.name} INCLUDING DEFAULTS)")
 
 
@@ -250,7 +292,11 @@ def _by_table(records: Sequence[EnrichedRecord], threshold: float) -> list[tuple
         grouped.setdefault(record.kind, []).append(record)
     tables = [(TABLES[kind], rows) for kind, rows in grouped.items()]
     anomalous = [record for record in records if record.anomaly_score >= threshold]
-    return [*tables, (ANOMALIES, anomalous)] if anomalous else tables
+    if anomalous:
+        tables.append((ANOMALIES, anomalous))
+    if "log" in grouped:  # every log record, with entities or not: its earlier entity rows may go
+        tables.append((ENTITIES, grouped["log"]))
+    return tables
 
 
 def _rejected_id(exc: Exception, batch: Batch) -> str | None:

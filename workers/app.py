@@ -6,14 +6,15 @@ source partition's share to that partition's enricher (the pure pipeline), sends
 output without awaiting each send, and awaits all deliveries before the batch is
 acknowledged, so a crash re-reads, never loses.
 
-State. The stateful steps (template miner, anomaly scorer) keep one state per source
+State. The stateful steps (template miner, anomaly scorers) keep one state per source
 partition in a Faust table (`process-state` for logs, `metric-state`, `event-state`; changelog
-topics partitioned like the input),
-so it moves with its partition on a rebalance and survives a restart. After each batch the
-partition's state — with the last offset it applied and the results of its latest records —
-is written to the changelog, and that write is awaited before the batch is acked: the state
-on the changelog is never behind the committed offset, and a replayed record is answered
-from the remembered results instead of moving the state twice.
+topics partitioned like the input), so it moves with its partition on a rebalance and survives
+a restart. The state carries the last raw offset it applied. A batch's outputs are delivered
+first, then the state (at most once per `process_state_save_interval_s`), then the batch is
+acked. After a crash or a rebalance the state may be behind or ahead of the committed offset:
+records it already applied are dropped (their outputs went out before it was saved), and
+records between it and the committed offset are re-read from Kafka (`offset_gaps`), so the
+state applies every record exactly once and a re-sent output is identical to the first.
 
 Faust's own exactly-once mode is off on purpose (ARCHITECTURE.md): records carry a
 deterministic `record_id`, every sink upserts by it and fences by offset.
@@ -37,7 +38,7 @@ from schemas.records import EventRecord, LogRecord, MetricRecord, Origin
 from schemas.topology import Topology, load_topology
 from workers.dlq import dlq_headers, dlq_topic
 from workers.logs import get_logger
-from workers.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_OUT, RECORDS_REFETCHED
+from workers.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_OUT, RECORDS_REFETCHED, RECORDS_REPLAYED
 from workers.pipeline import LogEnricher, RawLine, Rejected
 from workers.pipeline_events import EventEnricher
 from workers.pipeline_metrics import MetricEnricher
@@ -262,8 +263,9 @@ def build_app(settings: Settings) -> faust.App:
         producer_max_request_size=16 << 20,  # a partition's state is one message (~0.5 MB)
     )
     enriched = app.topic(topology.enriched_topic, key_serializer="raw", value_serializer="raw")
-    # A replay can reach back as far as the commit lag: remember at least that many results.
-    remember = max(3000, 2 * settings.process_commit_every)
+    # Replays are dropped before enrichment (`_not_applied`), so the enrichers need no memory
+    # of past results: it would be most of the state written to the changelog.
+    remember = 0
     by_topic: dict[str, PartitionEnrichers] = {}
     kinds: dict[str, tuple[str, Callable[[Any, int], PartitionEnrichers]]] = {
         LOG_STATE_TABLE: ("logs", lambda table, n: WholeStateEnrichers(table, n, _log_enricher_factory())),
@@ -320,17 +322,30 @@ def _agent(stage: str, enrichers: PartitionEnrichers, enriched: Any, dead: Any,
                     Origin(topic=message.topic, partition=message.partition, offset=message.offset),
                     message.value, int(message.timestamp * 1000) if message.timestamp else None))
             RECORDS_IN.labels(stage).inc(len(events))
-            deliveries = []
+            deliveries, saves = [], []
             for partition, batch in by_partition.items():
                 enricher = enrichers.get(partition)
                 batch = await _with_skipped(bootstrap, stage, enricher, batch)
-                for result in enrich_safely(enricher, batch):
+                fresh = _not_applied(enricher, batch)
+                if len(fresh) < len(batch):
+                    RECORDS_REPLAYED.labels(stage).inc(len(batch) - len(fresh))
+                for result in enrich_safely(enricher, fresh):
                     deliveries.append(await _send(stage, enriched, dead, result))
-                deliveries += enrichers.save(partition)
-            # Outputs and state delivered before the batch is acked (when this body returns).
+                saves.append(partition)
+            # Outputs first, then the state that says they were applied, all before the batch is
+            # acked (when this body returns): a saved state never covers an undelivered output.
             await asyncio.gather(*deliveries)
+            await asyncio.gather(*(delivery for partition in saves for delivery in enrichers.save(partition)))
 
     return process
+
+
+def _not_applied(enricher: Any, batch: list[RawLine]) -> list[RawLine]:
+    """Drop records the partition's state has already applied (a replay after a crash or a
+    rebalance): their outputs were delivered before that state was saved."""
+    origin = batch[0].origin
+    last = enricher.last_offsets.get(f"{origin.topic}/{origin.partition}", -1)
+    return batch if batch[0].origin.offset > last else [raw for raw in batch if raw.origin.offset > last]
 
 
 async def _with_skipped(bootstrap: str, stage: str, enricher: Any, batch: list[RawLine]) -> list[RawLine]:

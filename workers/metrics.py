@@ -20,6 +20,10 @@ RECORDS_REFETCHED = Counter(
     "polaris_stage_records_refetched_total",
     "Raw records the stream skipped (an offset gap) that the stage re-read from Kafka.", ["stage"]
 )
+RECORDS_REPLAYED = Counter(
+    "polaris_stage_records_replayed_total",
+    "Records re-read after a crash or rebalance that the stage's state had already applied (dropped).", ["stage"]
+)
 SINK_RECORDS = Counter(
     "polaris_sink_records_written_total", "Records a sink committed to its store.", ["sink"]
 )
