@@ -2,9 +2,9 @@
 takes raw records in batches and sends the enriched ones on to `records.enriched`.
 
 Faust does little per record here: an agent takes up to `BATCH_SIZE` events, hands each
-source partition's share to that partition's enricher (the pure pipeline), sends every
-output without awaiting each send, and awaits all deliveries before the batch is
-acknowledged, so a crash re-reads, never loses.
+source partition's share to that partition's enricher (the pure pipeline), appends the
+outputs to Kafka record batches (`OutputSender`: no await per record), and awaits all
+deliveries before the batch is acknowledged, so a crash re-reads, never loses.
 
 State. The stateful steps (template miner, anomaly scorers) keep one state per source
 partition in a Faust table (`process-state` for logs, `metric-state`, `event-state`; changelog
@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.records import EventRecord, LogRecord, MetricRecord, Origin
 from schemas.topology import Topology, load_topology
@@ -262,7 +262,7 @@ def build_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         producer_max_request_size=16 << 20,  # a partition's state is one message (~0.5 MB)
     )
-    enriched = app.topic(topology.enriched_topic, key_serializer="raw", value_serializer="raw")
+    sender = OutputSender(settings.kafka_bootstrap)  # one producer for every agent's outputs
     # Replays are dropped before enrichment (`_not_applied`), so the enrichers need no memory
     # of past results: it would be most of the state written to the changelog.
     remember = 0
@@ -279,8 +279,7 @@ def build_app(settings: Settings) -> faust.App:
                           key_type=bytes, value_type=bytes)
         by_topic[topic] = enrichers = make(table, remember)
         enrichers.save_interval_s = settings.process_state_save_interval_s
-        agent = _agent(f"process.{kind}", enrichers, enriched,
-                       app.topic(dlq_topic(topic), key_serializer="raw", value_serializer="raw"),
+        agent = _agent(f"process.{kind}", enrichers, sender, topology.enriched_topic, dlq_topic(topic),
                        settings.kafka_bootstrap)
         app.agent(app.topic(topic, key_serializer="raw", value_serializer="raw"), name=f"process_{kind}")(agent)
 
@@ -302,7 +301,7 @@ def _log_enricher_factory() -> Callable[[int], LogEnricher]:
     return new
 
 
-def _agent(stage: str, enrichers: PartitionEnrichers, enriched: Any, dead: Any,
+def _agent(stage: str, enrichers: PartitionEnrichers, sender: OutputSender, enriched: str, dead: str,
            bootstrap: str) -> Callable[[Any], Any]:
     async def process(stream: Any) -> None:
         try:
@@ -329,8 +328,8 @@ def _agent(stage: str, enrichers: PartitionEnrichers, enriched: Any, dead: Any,
                 fresh = _not_applied(enricher, batch)
                 if len(fresh) < len(batch):
                     RECORDS_REPLAYED.labels(stage).inc(len(batch) - len(fresh))
-                for result in enrich_safely(enricher, fresh):
-                    deliveries.append(await _send(stage, enriched, dead, result))
+                deliveries += await _send_all(stage, sender, enriched, dead, partition,
+                                              enrich_safely(enricher, fresh))
                 saves.append(partition)
             # Outputs first, then the state that says they were applied, all before the batch is
             # acked (when this body returns): a saved state never covers an undelivered output.
@@ -363,16 +362,59 @@ async def _with_skipped(bootstrap: str, stage: str, enricher: Any, batch: list[R
     return sorted([*batch, *refetched], key=lambda raw: raw.origin.offset)
 
 
-async def _send(stage: str, enriched: Any, dead: Any, result: Output) -> Any:
-    if isinstance(result, Rejected):
-        DEAD_LETTERS.labels(stage, result.reason.split(":")[0]).inc()
-        log.warning("raw record dead-lettered", reason=result.reason, topic=result.origin.topic,
-                    partition=result.origin.partition, offset=result.origin.offset)
-        return await dead.send(key=None, value=result.value or b"", partition=result.origin.partition,
-                               headers=dlq_headers(result.origin, stage, result.reason))
-    RECORDS_OUT.labels(stage).inc()
-    return await enriched.send(key=result.record_id.encode(), value=result.model_dump_json().encode(),
-                               partition=result.origin.partition)
+class OutputSender:
+    """Sends a batch's outputs as Kafka record batches (aiokafka's batch API): one append per
+    record and one request per topic-partition, instead of one awaited send per record."""
+
+    MAX_BATCH_BYTES = 1 << 20
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None
+
+    async def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True,
+                                        max_batch_size=self.MAX_BATCH_BYTES, max_request_size=16 << 20)
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def send(self, topic: str, partition: int,
+                   messages: Sequence[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]) -> list[Any]:
+        """Queue the messages in order; returns the futures of their deliveries."""
+        producer = await self.producer()
+        deliveries: list[Any] = []
+        batch = producer.create_batch()
+        for key, value, headers in messages:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is not None:
+                continue
+            if batch.record_count():
+                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is not None:
+                    continue
+            # larger than a batch: on its own
+            deliveries.append(await producer.send(topic, value, key=key, partition=partition, headers=headers))
+        if batch.record_count():
+            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+        return deliveries
+
+
+async def _send_all(stage: str, sender: OutputSender, enriched: str, dead: str, partition: int,
+                    results: Sequence[Output]) -> list[Any]:
+    records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
+    rejected: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
+    for result in results:
+        if isinstance(result, Rejected):
+            DEAD_LETTERS.labels(stage, result.reason.split(":")[0]).inc()
+            log.warning("raw record dead-lettered", reason=result.reason, topic=result.origin.topic,
+                        partition=result.origin.partition, offset=result.origin.offset)
+            rejected.append((None, result.value or b"", dlq_headers(result.origin, stage, result.reason)))
+        else:
+            records.append((result.record_id.encode(), result.model_dump_json().encode(), []))
+    RECORDS_OUT.labels(stage).inc(len(records))
+    return [*await sender.send(enriched, partition, records), *await sender.send(dead, partition, rejected)]
 
 
 def run_process_worker(settings: Settings) -> int:
