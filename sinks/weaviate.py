@@ -74,7 +74,12 @@ class WeaviateSink:
                             Property(name="timestamp", data_type=DataType.DATE)],
                 vector_config=Configure.Vectors.self_provided(
                     name="default",
-                    vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)),
+                    # Records share their template's vector, so the index holds many identical
+                    # vectors; HNSW's default build (ef 128, 32 links) spends ~17x more CPU on
+                    # them than this lighter one (4,800 objects with 277 distinct vectors: 38.9 s
+                    # vs 2.2 s of Weaviate CPU), which would starve the rest of the fleet.
+                    vector_index_config=Configure.VectorIndex.hnsw(
+                        distance_metric=VectorDistances.COSINE, ef_construction=64, max_connections=16)),
                 inverted_index_config=Configure.inverted_index(index_timestamps=True),
             )
         if not await self._client.collections.exists(POSITIONS):
