@@ -324,6 +324,9 @@ def _agent(stage: str, enrichers: PartitionEnrichers, sender: OutputSender, enri
             deliveries, saves = [], []
             for partition, batch in by_partition.items():
                 enricher = enrichers.get(partition)
+                # After a rebalance faust-streaming may hand over prefetched records ahead of
+                # older ones (its issue #221): the state must see a partition in offset order.
+                batch.sort(key=lambda raw: raw.origin.offset)
                 batch = await _with_skipped(bootstrap, stage, enricher, batch)
                 fresh = _not_applied(enricher, batch)
                 if len(fresh) < len(batch):
@@ -344,7 +347,7 @@ def _not_applied(enricher: Any, batch: list[RawLine]) -> list[RawLine]:
     rebalance): their outputs were delivered before that state was saved."""
     origin = batch[0].origin
     last = enricher.last_offsets.get(f"{origin.topic}/{origin.partition}", -1)
-    return batch if batch[0].origin.offset > last else [raw for raw in batch if raw.origin.offset > last]
+    return [raw for raw in batch if raw.origin.offset > last]
 
 
 async def _with_skipped(bootstrap: str, stage: str, enricher: Any, batch: list[RawLine]) -> list[RawLine]:

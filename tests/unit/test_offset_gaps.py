@@ -16,3 +16,20 @@ def test_gaps_before_and_inside_a_batch() -> None:
     assert offset_gaps(329, [335, 336]) == [(330, 335)]
     assert offset_gaps(10, [14, 12, 11]) == [(13, 14)]  # unordered input
     assert offset_gaps(None, [5, 9]) == [(6, 9)]
+
+
+def test_records_the_state_already_applied_are_dropped_wherever_they_sit_in_a_batch() -> None:
+    from types import SimpleNamespace
+
+    from schemas.records import Origin
+    from workers.app import _not_applied
+    from workers.pipeline import RawLine
+
+    def raw(offset: int) -> RawLine:
+        return RawLine(Origin(topic="logs.raw", partition=1, offset=offset), b"x", None)
+
+    state = SimpleNamespace(last_offsets={"logs.raw/1": 2359})
+    # faust-streaming can hand a prefetched record over ahead of older ones after a rebalance
+    batch = [raw(2400), raw(2358), raw(2360), raw(2359)]
+    assert [r.origin.offset for r in _not_applied(state, batch)] == [2400, 2360]
+    assert _not_applied(SimpleNamespace(last_offsets={}), batch) == batch
