@@ -232,6 +232,16 @@ async def _merge(tx: AsyncTransaction, records: Sequence[LogRecord]) -> None:
             await (await tx.run(_INCREMENTS[kind], rows=rows)).consume()
 
 
+def _as_sink_error(exc: Exception, records: Sequence[EnrichedRecord]) -> Exception:
+    """The writer's view of a driver error: retriable (the store), rejected (a record's content)."""
+    if isinstance(exc, (ServiceUnavailable, SessionExpired, TransientError, DriverError, OSError)):
+        return RetriableError(f"neo4j: {exc.__class__.__name__}: {exc}")
+    if isinstance(exc, ClientError):
+        one = records[0].record_id if len(records) == 1 else None
+        return RecordRejected(one, f"neo4j: {exc.code}: {exc.message}")
+    return exc
+
+
 class Neo4jSink:
     name = "neo4j"
 
@@ -276,11 +286,11 @@ class Neo4jSink:
                 finally:
                     if not tx.closed():
                         await tx.close()
-        except (ServiceUnavailable, SessionExpired, TransientError, DriverError, OSError) as exc:
-            raise RetriableError(f"neo4j: {exc.__class__.__name__}: {exc}") from exc
-        except ClientError as exc:
-            one = batch.records[0].record_id if len(batch.records) == 1 else None
-            raise RecordRejected(one, f"neo4j: {exc.code}: {exc.message}") from exc
+        except Exception as exc:
+            error = _as_sink_error(exc, batch.records)
+            if error is exc:
+                raise
+            raise error from exc
 
     async def committed_offsets(
         self, topic: str, partitions: Sequence[int], *, claim: bool = False
@@ -339,8 +349,8 @@ class Neo4jSink:
                 finally:
                     if not tx.closed():
                         await tx.close()
-        except (ServiceUnavailable, SessionExpired, TransientError, DriverError, OSError) as exc:
-            raise RetriableError(f"neo4j: {exc.__class__.__name__}: {exc}") from exc
-        except ClientError as exc:
-            one = logs[0].record_id if len(logs) == 1 else None
-            raise RecordRejected(one, f"neo4j: {exc.code}: {exc.message}") from exc
+        except Exception as exc:
+            error = _as_sink_error(exc, logs)
+            if error is exc:
+                raise
+            raise error from exc
