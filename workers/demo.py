@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 from sinks.postgres import migrate
 from workers import fleet
@@ -77,6 +79,63 @@ def show_sample(settings: Settings) -> None:
         say(f"   weaviate  LogRecord object, message={str(wv['message'])[:60]!r}, vector of {len(vector)} dims")
 
 
+def demo_metrics_and_events(run: str) -> tuple[list[bytes], list[bytes], list[bytes], list[bytes]]:
+    """Metric samples (three hosts, ten quiet hours at one a minute, then a spike on one) and user
+    events (a few people browsing, one bot at 20 clicks a second), with the keys producers
+    must give them: the series, the user."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    metrics, metric_keys = [], []
+    for minute in range(600):
+        for index in range(3):
+            host = f"demo-{run}-{index}"
+            value = 40.0 + 8 * index + (minute % 5) * 0.4 + (350.0 if index == 0 and minute == 590 else 0.0)
+            metrics.append(json.dumps({"name": "cpu_busy_percent", "labels": {"host": host}, "value": value,
+                                       "timestamp": (start + timedelta(minutes=minute)).isoformat()}).encode())
+            metric_keys.append(host.encode())
+    events: list[dict[str, str]] = []
+    for person in range(5):
+        user = f"demo-{run}-user{person}"
+        events += [{"user_id": user, "event_type": kind,
+                    "timestamp": (start + timedelta(minutes=person, seconds=45 * step)).isoformat()}
+                   for step, kind in enumerate(["login", "view", "search", "view", "add_to_cart", "purchase"])]
+    bot = f"demo-{run}-bot"
+    events += [{"user_id": bot, "event_type": "view",
+                "timestamp": (start + timedelta(hours=1, milliseconds=50 * step)).isoformat()} for step in range(300)]
+    return (metrics, metric_keys, [json.dumps(e).encode() for e in events],
+            [e["user_id"].encode() for e in events])
+
+
+def show_metrics_and_events(settings: Settings, run: str, expected: tuple[int, int], timeout_s: float) -> bool:
+    """Wait for the demo's samples and events in PostgreSQL, then show their strongest anomalies."""
+    import asyncpg
+
+    async def poll() -> bool:
+        conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
+        try:
+            started = time.monotonic()
+            while True:
+                samples = await conn.fetchval("SELECT count(*) FROM metric_samples WHERE series LIKE $1",
+                                              f"%demo-{run}-%")
+                events = await conn.fetchval("SELECT count(*) FROM user_events WHERE user_id LIKE $1", f"demo-{run}-%")
+                say(f"  {time.monotonic() - started:5.1f}s  metric samples {samples}/{expected[0]}  "
+                    f"user events {events}/{expected[1]}")
+                if (samples, events) >= expected:
+                    break
+                if time.monotonic() - started > timeout_s:
+                    return False
+                await asyncio.sleep(2)
+            rows = await conn.fetch(
+                "SELECT DISTINCT ON (kind) kind, subject, score, reason FROM anomalies WHERE subject LIKE $1 "
+                "ORDER BY kind, score DESC", f"%demo-{run}-%")
+            for row in rows:
+                say(f"   strongest {row['kind']} anomaly: {row['subject']} score {row['score']:.2f}: {row['reason']}")
+            return True
+        finally:
+            await conn.close()
+
+    return asyncio.run(poll())
+
+
 def run_demo(settings: Settings, *, lines_per_system: int, keep_running: bool, timeout_s: float = 300) -> int:
     say("== stack")
     manager.up(settings, None, say)
@@ -103,6 +162,14 @@ def run_demo(settings: Settings, *, lines_per_system: int, keep_running: bool, t
                 return 1
             time.sleep(2)
         show_sample(settings)
+        run = f"{int(time.time()) % 100000:05d}"
+        metrics, metric_keys, events, event_keys = demo_metrics_and_events(run)
+        say(f"== {len(metrics)} metric samples into metrics.raw and {len(events)} user events into events.raw")
+        publish(settings, "metrics.raw", metrics, keys=metric_keys)
+        publish(settings, "events.raw", events, keys=event_keys)
+        if not show_metrics_and_events(settings, run, (len(metrics), len(events)), timeout_s):
+            say("== timed out waiting for metric samples and events; see .polaris/run/worker-*.log")
+            return 1
         say(f"   Prometheus: http://{settings.prometheus_listen}  (query polaris_sink_records_written_total)")
     finally:
         if keep_running:
