@@ -8,6 +8,7 @@
     polaris topics create                        create the topology's topics (and their .dlq)
     polaris db migrate                           apply SQL migrations to PostgreSQL
     polaris topology validate FILE               check a topology file
+    polaris verify [--repair]                    stores vs records.enriched: drift, and re-sink what is missing
     polaris chaos [--records N] [--kills K]      exactly-once under kill -9: lost / doubled records
     polaris bench process                        process-tier speed beside a bare consumer
     polaris bench sinks [--records N] [--e2e]    records/s per store (fenced writes); --e2e: through the fleet
