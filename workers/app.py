@@ -333,6 +333,9 @@ def _agent(stage: str, enrichers: PartitionEnrichers, sender: OutputSender, enri
                     RECORDS_REPLAYED.labels(stage).inc(len(batch) - len(fresh))
                 deliveries += await _send_all(stage, sender, enriched, dead, partition,
                                               enrich_safely(enricher, fresh))
+                if fresh:  # dead-lettered lines are handled too: a gap after them is no gap
+                    key = f"{fresh[-1].origin.topic}/{partition}"
+                    enricher.last_offsets[key] = max(enricher.last_offsets.get(key, -1), fresh[-1].origin.offset)
                 saves.append(partition)
             # Outputs first, then the state that says they were applied, all before the batch is
             # acked (when this body returns): a saved state never covers an undelivered output.
