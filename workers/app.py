@@ -346,11 +346,18 @@ def _agent(stage: str, enrichers: PartitionEnrichers, sender: OutputSender, enri
 
 
 def _not_applied(enricher: Any, batch: list[RawLine]) -> list[RawLine]:
-    """Drop records the partition's state has already applied (a replay after a crash or a
-    rebalance): their outputs were delivered before that state was saved."""
+    """The batch (sorted by offset) without records the partition's state has already applied —
+    a replay after a crash or a rebalance, whose outputs were delivered before that state was
+    saved — and without a second copy of any offset (a stream that seeks back mid-batch hands
+    some records over twice)."""
     origin = batch[0].origin
     last = enricher.last_offsets.get(f"{origin.topic}/{origin.partition}", -1)
-    return [raw for raw in batch if raw.origin.offset > last]
+    fresh: list[RawLine] = []
+    for raw in batch:
+        if raw.origin.offset > last:
+            fresh.append(raw)
+            last = raw.origin.offset
+    return fresh
 
 
 async def _with_skipped(bootstrap: str, stage: str, enricher: Any, batch: list[RawLine]) -> list[RawLine]:
