@@ -39,7 +39,7 @@ from schemas.topology import Topology, load_topology
 from workers.dlq import dlq_headers, dlq_topic
 from workers.logs import get_logger
 from workers.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_OUT, RECORDS_REFETCHED, RECORDS_REPLAYED
-from workers.pipeline import LogEnricher, RawLine, Rejected
+from workers.pipeline import LogEnricher, RawLine, Rejected, not_applied, processing_error
 from workers.pipeline_events import EventEnricher
 from workers.pipeline_metrics import MetricEnricher
 from workers.settings import Settings
@@ -67,8 +67,8 @@ class PartitionEnrichers(ABC):
     returns the changelog deliveries, which the agent awaits before it acks the batch.
     """
 
-    def __init__(self, table: Any, remember: int) -> None:
-        self.table, self.remember = table, remember
+    def __init__(self, table: Any) -> None:
+        self.table = table
         self._by_partition: dict[int, Any] = {}
         self._saved_at: dict[int, float] = {}
         self.save_interval_s = 0.0
@@ -130,12 +130,12 @@ class PartitionEnrichers(ABC):
 class WholeStateEnrichers(PartitionEnrichers):
     """Small states (logs, events): one table entry per partition, rewritten after each batch."""
 
-    def __init__(self, table: Any, remember: int, new: Callable[[int], Any]) -> None:
-        super().__init__(table, remember)
+    def __init__(self, table: Any, new: Callable[[], Any]) -> None:
+        super().__init__(table)
         self._new = new
 
     def new(self) -> Any:
-        return self._new(self.remember)
+        return self._new()
 
     def restore(self, enricher: Any, partition: int) -> bool:
         saved = self.table.data.get(str(partition).encode())
@@ -150,11 +150,11 @@ class WholeStateEnrichers(PartitionEnrichers):
 
 class SeriesStateEnrichers(PartitionEnrichers):
     """Metrics: a detector per series is too large to rewrite whole, so the table holds a header
-    (`"{partition}"`: offsets and replay memory) and one entry per series
+    (`"{partition}"`: offsets and LRU clock) and one entry per series
     (`"{partition}/{series}"`); a batch writes the header and the series it changed."""
 
     def new(self) -> MetricEnricher:
-        return MetricEnricher(remember=self.remember)
+        return MetricEnricher()
 
     def restore(self, enricher: Any, partition: int) -> bool:
         header = self.table.data.get(str(partition).encode())
@@ -218,7 +218,11 @@ async def read_range(bootstrap: str, topic: str, partition: int, start: int, end
 
 
 def enrich_safely(enricher: Enricher, batch: list[RawLine]) -> list[Output]:
-    """A batch that fails is redone record by record, so one poison line costs only itself."""
+    """A batch that fails is redone record by record, so one poison line costs only itself.
+
+    The enrichers dead-letter a record that fails once the state has moved for it, so what
+    raises here failed before any state moved (in decoding, parsing or entity extraction) and
+    the batch can be redone without applying a record twice."""
     try:
         return list(enricher.enrich(batch))
     except Exception:
@@ -227,8 +231,7 @@ def enrich_safely(enricher: Enricher, batch: list[RawLine]) -> list[Output]:
             try:
                 results += enricher.enrich([raw])
             except Exception as exc:
-                results.append(Rejected(raw.origin, f"processing_error: {exc.__class__.__name__}: {exc}"[:500],
-                                        raw.value))
+                results.append(Rejected(raw.origin, processing_error(exc), raw.value))
         return results
 
 
@@ -263,21 +266,17 @@ def build_app(settings: Settings) -> faust.App:
         producer_max_request_size=16 << 20,  # a partition's state is one message (~0.5 MB)
     )
     sender = OutputSender(settings.kafka_bootstrap)  # one producer for every agent's outputs
-    # Replays are dropped before enrichment (`_not_applied`), so the enrichers need no memory
-    # of past results: it would be most of the state written to the changelog.
-    remember = 0
     by_topic: dict[str, PartitionEnrichers] = {}
-    kinds: dict[str, tuple[str, Callable[[Any, int], PartitionEnrichers]]] = {
-        LOG_STATE_TABLE: ("logs", lambda table, n: WholeStateEnrichers(table, n, _log_enricher_factory())),
+    kinds: dict[str, tuple[str, Callable[[Any], PartitionEnrichers]]] = {
+        LOG_STATE_TABLE: ("logs", lambda table: WholeStateEnrichers(table, _log_enricher_factory())),
         METRIC_STATE_TABLE: ("metrics", SeriesStateEnrichers),
-        EVENT_STATE_TABLE: ("events", lambda table, n: WholeStateEnrichers(
-            table, n, lambda remember: EventEnricher(remember=remember))),
+        EVENT_STATE_TABLE: ("events", lambda table: WholeStateEnrichers(table, EventEnricher)),
     }
     for topic, table_name in state_tables(topology).items():
         kind, make = kinds[table_name]
         table = app.Table(table_name, partitions=topology.raw_topics[topic].partitions,
                           key_type=bytes, value_type=bytes)
-        by_topic[topic] = enrichers = make(table, remember)
+        by_topic[topic] = enrichers = make(table)
         enrichers.save_interval_s = settings.process_state_save_interval_s
         agent = _agent(f"process.{kind}", enrichers, sender, topology.enriched_topic, dlq_topic(topic),
                        settings.kafka_bootstrap)
@@ -291,13 +290,13 @@ def build_app(settings: Settings) -> faust.App:
     return app
 
 
-def _log_enricher_factory() -> Callable[[int], LogEnricher]:
+def _log_enricher_factory() -> Callable[[], LogEnricher]:
     extractor: list[EntityExtractor] = []  # shared by partitions: it holds no per-partition state
 
-    def new(remember: int) -> LogEnricher:
+    def new() -> LogEnricher:
         if not extractor:
             extractor.append(EntityExtractor())
-        return LogEnricher(extractor=extractor[0], remember=remember)
+        return LogEnricher(extractor=extractor[0])
     return new
 
 
@@ -328,7 +327,7 @@ def _agent(stage: str, enrichers: PartitionEnrichers, sender: OutputSender, enri
                 # older ones (its issue #221): the state must see a partition in offset order.
                 batch.sort(key=lambda raw: raw.origin.offset)
                 batch = await _with_skipped(bootstrap, stage, enricher, batch)
-                fresh = _not_applied(enricher, batch)
+                fresh = not_applied(enricher.last_offsets, batch)
                 if len(fresh) < len(batch):
                     RECORDS_REPLAYED.labels(stage).inc(len(batch) - len(fresh))
                 deliveries += await _send_all(stage, sender, enriched, dead, partition,
@@ -343,21 +342,6 @@ def _agent(stage: str, enrichers: PartitionEnrichers, sender: OutputSender, enri
             await asyncio.gather(*(delivery for partition in saves for delivery in enrichers.save(partition)))
 
     return process
-
-
-def _not_applied(enricher: Any, batch: list[RawLine]) -> list[RawLine]:
-    """The batch (sorted by offset) without records the partition's state has already applied —
-    a replay after a crash or a rebalance, whose outputs were delivered before that state was
-    saved — and without a second copy of any offset (a stream that seeks back mid-batch hands
-    some records over twice)."""
-    origin = batch[0].origin
-    last = enricher.last_offsets.get(f"{origin.topic}/{origin.partition}", -1)
-    fresh: list[RawLine] = []
-    for raw in batch:
-        if raw.origin.offset > last:
-            fresh.append(raw)
-            last = raw.origin.offset
-    return fresh
 
 
 async def _with_skipped(bootstrap: str, stage: str, enricher: Any, batch: list[RawLine]) -> list[RawLine]:

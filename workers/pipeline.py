@@ -2,14 +2,15 @@
 
 `LogEnricher.enrich` is what the Faust agent calls for each batch it takes:
 decode → parse → redact → template → entities → classify → anomaly score.
-It returns, per input, either an enriched `LogRecord` or a `Rejected` with the reason it
-goes to the DLQ. A line no format fits is not rejected: it becomes a record of format
-"unknown". Redaction runs before anything else sees the text, so no later step (nor any
+It returns, per input it has not applied before, either an enriched `LogRecord` or a
+`Rejected` with the reason it goes to the DLQ. A line no format fits is not rejected: it
+becomes a record of format "unknown". Redaction runs before anything else sees the text, so no later step (nor any
 store) ever holds a secret.
 
 The stateful parts — the template miner and the log anomaly scorer — live in the enricher;
 `state()`/`restore()` and `last_offsets` let the agent persist them with the offsets they
-have applied, so a replayed record does not update them twice.
+have applied; a replayed record (at or below those offsets) is skipped, so it does not update
+them twice — its outputs were delivered before the state that covers it was saved.
 """
 
 from __future__ import annotations
@@ -29,6 +30,25 @@ from workers.steps.templates import TemplateMiner
 
 STATE_VERSION = 2  # of LogEnricher.state(); bump when its shape changes
 MAX_LINE_BYTES = 1 << 20  # a larger "line" is a shipper bug, not a log record
+
+
+def not_applied(last_offsets: dict[str, int], batch: Sequence[RawLine]) -> list[RawLine]:
+    """The records of `batch` that the state behind `last_offsets` has not applied: a replay
+    after a crash or a rebalance (whose outputs were delivered the first time) is skipped, so
+    the stateful steps see each record once. Within a topic/partition offsets must ascend."""
+    last_seen = dict(last_offsets)
+    fresh: list[RawLine] = []
+    for raw in batch:
+        key = f"{raw.origin.topic}/{raw.origin.partition}"
+        if raw.origin.offset > last_seen.get(key, -1):
+            fresh.append(raw)
+            last_seen[key] = raw.origin.offset
+    return fresh
+
+
+def processing_error(exc: Exception) -> str:
+    """The dead-letter reason of a record a step failed on."""
+    return f"processing_error: {exc.__class__.__name__}: {exc}"[:500]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +97,6 @@ class LogEnricher:
     scorer: LogAnomalyScorer = field(default_factory=LogAnomalyScorer)
     extractor: EntityExtractor | None = None  # built lazily: spaCy costs a second to load
     last_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> last applied
-    # (topic/partition, offset) -> (template, template_id, score, reason) of the latest records,
-    # so a replay after a crash reproduces its first result exactly.
-    recent: dict[tuple[str, int], tuple[str, str, float, str | None]] = field(default_factory=dict)
-    remember: int = 3000  # more than the records acked but not yet committed at any moment
     _classes: dict[tuple[str, str | None, frozenset[str]], Classification] = field(default_factory=dict)
     # (label, text) -> the record's Entity: frozen, so one instance serves every repetition
     _entities: dict[tuple[str, str], Entity] = field(default_factory=dict)
@@ -88,7 +104,7 @@ class LogEnricher:
     def enrich(self, batch: Sequence[RawLine], *, now: datetime | None = None) -> list[LogRecord | Rejected]:
         received = now or datetime.now(UTC)
         out: list[LogRecord | Rejected | _Parsed] = []
-        for raw in batch:
+        for raw in not_applied(self.last_offsets, batch):
             text = decode(raw)
             if isinstance(text, Rejected):
                 out.append(text)
@@ -108,24 +124,25 @@ class LogEnricher:
         if self.extractor is None:
             self.extractor = EntityExtractor()
         entities = self.extractor.extract_batch([item.message for item in parsed])
-        records = iter(self._record(item, found, received) for item, found in zip(parsed, entities, strict=True))
+        records = iter(self._record_or_reject(item, found, received)
+                       for item, found in zip(parsed, entities, strict=True))
         return [next(records) if isinstance(item, _Parsed) else item for item in out]
+
+    def _record_or_reject(self, item: _Parsed, found: Sequence[Any], received: datetime) -> LogRecord | Rejected:
+        # Past this point the miner and scorer move: a line that fails here is dead-lettered on
+        # its own instead of failing the batch, whose earlier lines are already applied.
+        try:
+            return self._record(item, found, received)
+        except Exception as exc:
+            return Rejected(item.raw.origin, processing_error(exc), item.raw.value)
 
     def _record(self, item: _Parsed, found: Sequence[Any], received: datetime) -> LogRecord:
         raw, line = item.raw, item.line
         origin_key = f"{raw.origin.topic}/{raw.origin.partition}"
         timestamp = line.timestamp or (
             datetime.fromtimestamp(raw.timestamp_ms / 1000, UTC) if raw.timestamp_ms else received)
-        position = (origin_key, raw.origin.offset)
-        replayed = self.last_offsets.get(origin_key, -1) >= raw.origin.offset
-        remembered = self.recent.get(position) if replayed else None
-        if remembered is not None:
-            # A replay (after a crash or rebalance) gets exactly what it got the first time,
-            # and leaves the miner's and scorer's state alone.
-            template, template_id, score_value, reason = remembered
-        else:
-            match = self.miner.add(item.message)
-            template, template_id = match.template, match.template_id
+        match = self.miner.add(item.message)
+        template, template_id = match.template, match.template_id
         entities = self._entities_of(found)
         # Classified once per (template, level, entity labels): the template holds the words
         # the rules look at, and it costs one lookup for every repetition.
@@ -136,15 +153,10 @@ class LogEnricher:
             if len(self._classes) > 50_000:
                 self._classes.clear()
             classification = self._classes[class_key] = classify(template, line.level, found)
-        if remembered is None:
-            if replayed:  # older than the remembered window: the state must not move twice
-                score_value, reason = 0.0, "replayed beyond the remembered window: not rescored"
-            else:
-                service = line.service or line.host or "unknown"
-                score = self.scorer.update(service, template_id, line.level, item.message, timestamp.timestamp())
-                score_value, reason = round(score.score, 4), (score.explanation if score.reasons else None)
-                self.last_offsets[origin_key] = raw.origin.offset
-                self._remember(position, (template, template_id, score_value, reason))
+        service = line.service or line.host or "unknown"
+        score = self.scorer.update(service, template_id, line.level, item.message, timestamp.timestamp())
+        score_value, reason = round(score.score, 4), (score.explanation if score.reasons else None)
+        self.last_offsets[origin_key] = raw.origin.offset
         return LogRecord(
             record_id=record_id_for(raw.origin.topic, raw.origin.partition, raw.origin.offset),
             origin=raw.origin, timestamp=timestamp, format=line.format, level=line.level, host=line.host,
@@ -156,38 +168,20 @@ class LogEnricher:
             anomaly_reason=reason,
         )
 
-    def _remember(self, position: tuple[str, int], outcome: tuple[str, str, float, str | None]) -> None:
-        self.recent[position] = outcome
-        if len(self.recent) > self.remember:
-            del self.recent[next(iter(self.recent))]  # dicts keep insertion order: oldest first
-
     def state(self) -> dict[str, Any]:
         """JSON-safe state of the stateful steps, with the offsets they have applied."""
         return {
             "version": STATE_VERSION, "miner": self.miner.to_dict(), "scorer": self.scorer.to_dict(),
             "last_offsets": dict(self.last_offsets),
-            **self._recent_state(),
         }
-
-    def _recent_state(self) -> dict[str, Any]:
-        # Templates and reasons repeat: each distinct one is written once.
-        templates: dict[str, str] = {}
-        reasons: dict[str | None, int] = {}
-        rows = []
-        for (key, offset), (template, template_id, score, reason) in self.recent.items():
-            templates[template_id] = template
-            rows.append([key, offset, template_id, score, reasons.setdefault(reason, len(reasons))])
-        return {"recent": rows, "recent_templates": templates, "recent_reasons": list(reasons)}
 
     def restore(self, state: dict[str, Any]) -> None:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unknown process state version {state.get('version')!r}")
         self.miner = TemplateMiner.from_dict(state["miner"])
         self.scorer = LogAnomalyScorer.from_dict(state["scorer"])
+        # States of older releases also hold a "recent" memory of results: no longer needed.
         self.last_offsets = {key: int(offset) for key, offset in state["last_offsets"].items()}
-        templates, reasons = state["recent_templates"], state["recent_reasons"]
-        self.recent = {(key, int(offset)): (templates[template_id], template_id, float(score), reasons[reason])
-                       for key, offset, template_id, score, reason in state["recent"]}
 
     def _entities_of(self, found: Sequence[Any]) -> tuple[Entity, ...]:
         if not found:

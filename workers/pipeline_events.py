@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from schemas.records import EventRecord, record_id_for
-from workers.pipeline import RawLine, Rejected, decode
-from workers.pipeline_metrics import BEYOND_WINDOW, parse_time
+from workers.pipeline import RawLine, Rejected, decode, not_applied, processing_error
+from workers.pipeline_metrics import parse_time
 from workers.steps.score_events import UserEventScorer
 
 STATE_VERSION = 1  # of EventEnricher.state()
@@ -78,24 +78,18 @@ def parse_event_line(text: str) -> UserEvent | str:
     return UserEvent(user_id, event_type, timestamp, properties)
 
 
-# what an event got the first time: its `now` fallback time (None when not from `now`: the line
-# or Kafka give it again on a replay), score and reason
-_Outcome = tuple[float | None, float, str | None]
-
-
 @dataclass
 class EventEnricher:
     """Parse and score the user events of one source partition."""
 
     scorer: UserEventScorer = field(default_factory=UserEventScorer)
-    remember: int = 3000  # more than the records acked but not yet committed at any moment
     last_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> last applied
-    recent: dict[tuple[str, int], _Outcome] = field(default_factory=dict)  # (topic/partition, offset)
 
     def enrich(self, batch: Sequence[RawLine], *, now: datetime | None = None) -> list[EventRecord | Rejected]:
         received = now or datetime.now(UTC)
         out: list[EventRecord | Rejected] = []
-        for raw in batch:
+        # A replay of what this state has applied is skipped: its outputs went out the first time.
+        for raw in not_applied(self.last_offsets, batch):
             text = decode(raw)
             event = text if isinstance(text, Rejected) else parse_event_line(text)
             if isinstance(event, Rejected):
@@ -103,52 +97,35 @@ class EventEnricher:
             elif isinstance(event, str):
                 out.append(Rejected(raw.origin, event, raw.value))
             else:
-                out.append(self._record(raw, event, received))
+                try:
+                    out.append(self._record(raw, event, received))
+                except Exception as exc:  # this event alone is dead-lettered, not the batch
+                    out.append(Rejected(raw.origin, processing_error(exc), raw.value))
         return out
 
     def _record(self, raw: RawLine, event: UserEvent, received: datetime) -> EventRecord:
         origin = raw.origin
-        key = f"{origin.topic}/{origin.partition}"
-        replayed = self.last_offsets.get(key, -1) >= origin.offset
-        remembered = self.recent.get((key, origin.offset)) if replayed else None
-        from_now = None
         if event.timestamp is not None:
             timestamp = event.timestamp
-        elif remembered is not None and remembered[0] is not None:
-            timestamp = datetime.fromtimestamp(remembered[0], UTC)
         elif raw.timestamp_ms is not None and raw.timestamp_ms > 0:
             timestamp = datetime.fromtimestamp(raw.timestamp_ms / 1000, UTC)
         else:
-            timestamp, from_now = received, received.timestamp()
-        if remembered is not None:
-            # A replay (after a crash or rebalance) gets exactly what it got the first time,
-            # and leaves the scorer's state alone.
-            _, score, reason = remembered
-        elif replayed:  # older than the remembered window: the state must not move twice
-            score, reason = 0.0, BEYOND_WINDOW
-        else:
-            result = self.scorer.update(event.user_id, event.event_type, timestamp.timestamp())
-            score, reason = round(result.score, 4), (result.explanation if result.reasons else None)
-            self.last_offsets[key] = origin.offset
-            self.recent[(key, origin.offset)] = (from_now, score, reason)
-            if len(self.recent) > self.remember:
-                del self.recent[next(iter(self.recent))]  # dicts keep insertion order: oldest first
+            timestamp = received
+        result = self.scorer.update(event.user_id, event.event_type, timestamp.timestamp())
+        score, reason = round(result.score, 4), (result.explanation if result.reasons else None)
+        self.last_offsets[f"{origin.topic}/{origin.partition}"] = origin.offset
         return EventRecord(
             record_id=record_id_for(origin.topic, origin.partition, origin.offset), origin=origin,
             timestamp=timestamp, user_id=event.user_id, event_type=event.event_type, properties=event.properties,
             anomaly_score=score, anomaly_reason=reason)
 
     def state(self) -> dict[str, Any]:
-        """JSON-safe state of the scorer, with the offsets it has applied and the replay memory."""
-        return {
-            "version": STATE_VERSION, "scorer": self.scorer.to_dict(), "last_offsets": dict(self.last_offsets),
-            "recent": [[key, offset, *outcome] for (key, offset), outcome in self.recent.items()],
-        }
+        """JSON-safe state of the scorer, with the offsets it has applied."""
+        return {"version": STATE_VERSION, "scorer": self.scorer.to_dict(), "last_offsets": dict(self.last_offsets)}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unknown event state version {state.get('version')!r}")
         self.scorer = UserEventScorer.from_dict(state["scorer"])
+        # States of older releases also hold a "recent" memory of results: no longer needed.
         self.last_offsets = {key: int(offset) for key, offset in state["last_offsets"].items()}
-        self.recent = {(key, int(offset)): (None if from_now is None else float(from_now), float(score), reason)
-                       for key, offset, from_now, score, reason in state["recent"]}

@@ -18,7 +18,7 @@ distinct within and across lines.
 State: one `MetricDetector` per series (~20 KB each), at most `max_series` per enricher, least
 recently updated evicted first (an evicted series that comes back starts learning afresh).
 Because the detectors are large the state is saved incrementally: `state_header()` (offsets and
-the replay memory) plus `take_dirty_series()` (only series updated since the last call), which
+the LRU clock) plus `take_dirty_series()` (only series updated since the last call), which
 the caller must write in the same transaction; `take_evicted_series()` names entries to delete.
 """
 
@@ -33,14 +33,13 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from schemas.records import MetricRecord, record_id_for
-from workers.pipeline import RawLine, Rejected, decode
+from workers.pipeline import RawLine, Rejected, decode, not_applied, processing_error
 from workers.steps.log_timestamps import parse_epoch, parse_timestamp
 from workers.steps.score_metrics import MetricDetector, MetricScore
 
 STATE_VERSION = 1  # of state_header() and the take_dirty_series() values
 MAX_SERIES = 5_000  # detectors per enricher: ~100 MB at ~20 KB each
 MAX_NAME = 200  # MetricRecord.name allows no more
-BEYOND_WINDOW = "replayed beyond the remembered window: not rescored"
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -242,19 +241,12 @@ class _Series:
     used: int  # enricher tick of its latest update: restores the LRU order exactly
 
 
-# what a line got the first time: its `now` fallback time (None when not from `now`: the line or
-# Kafka give it again on a replay) and (score, reason) per sample
-_Outcome = tuple[float | None, tuple[tuple[float, str | None], ...]]
-
-
 @dataclass
 class MetricEnricher:
     """Parse and score the metric samples of one source partition, one detector per series."""
 
     max_series: int = MAX_SERIES
-    remember: int = 3000  # lines; more than are acked but not yet committed at any moment
     last_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> last applied
-    recent: dict[tuple[str, int], _Outcome] = field(default_factory=dict)  # (topic/partition, offset)
     _series: dict[str, _Series] = field(default_factory=dict)  # least recently updated first
     _dirty: set[str] = field(default_factory=set)
     _evicted: set[str] = field(default_factory=set)
@@ -263,7 +255,8 @@ class MetricEnricher:
     def enrich(self, batch: Sequence[RawLine], *, now: datetime | None = None) -> list[MetricRecord | Rejected]:
         received = now or datetime.now(UTC)
         out: list[MetricRecord | Rejected] = []
-        for raw in batch:
+        # A replay of what this state has applied is skipped: its outputs went out the first time.
+        for raw in not_applied(self.last_offsets, batch):
             text = decode(raw)
             samples = text if isinstance(text, Rejected) else parse_metric_line(text)
             if isinstance(samples, Rejected):
@@ -271,47 +264,30 @@ class MetricEnricher:
             elif isinstance(samples, str):
                 out.append(Rejected(raw.origin, samples, raw.value))
             else:
-                out.extend(self._records(raw, samples, received))
+                try:
+                    out.extend(self._records(raw, samples, received))
+                except Exception as exc:  # this line alone is dead-lettered, not the batch
+                    out.append(Rejected(raw.origin, processing_error(exc), raw.value))
         return out
 
     def _records(self, raw: RawLine, samples: list[MetricSample], received: datetime) -> list[MetricRecord]:
         origin = raw.origin
-        key = f"{origin.topic}/{origin.partition}"
-        replayed = self.last_offsets.get(key, -1) >= origin.offset
-        remembered = self.recent.get((key, origin.offset)) if replayed else None
-        if remembered is not None and len(remembered[1]) != len(samples):
-            remembered = None  # not the same line: cannot be reproduced
-        from_now = None
-        if remembered is not None and remembered[0] is not None:
-            fallback = datetime.fromtimestamp(remembered[0], UTC)
-        elif raw.timestamp_ms is not None and raw.timestamp_ms > 0:
+        if raw.timestamp_ms is not None and raw.timestamp_ms > 0:
             fallback = datetime.fromtimestamp(raw.timestamp_ms / 1000, UTC)
         else:
             fallback = received
-            from_now = received.timestamp() if any(s.timestamp is None for s in samples) else None
         records: list[MetricRecord] = []
-        outcomes: list[tuple[float, str | None]] = []
         for index, sample in enumerate(samples):
             timestamp = sample.timestamp or fallback
             series = series_key(sample.name, sample.labels)
-            if remembered is not None:
-                score, reason = remembered[1][index]
-            elif replayed:  # older than the remembered window: the detectors must not move twice
-                score, reason = 0.0, BEYOND_WINDOW
-            else:
-                result = self._detector(series).update(timestamp.timestamp(), sample.value)
-                score = round(result.score, 4)
-                reason = explain(result, sample.value) if result.score > 0 else None
-                outcomes.append((score, reason))
+            result = self._detector(series).update(timestamp.timestamp(), sample.value)
+            score = round(result.score, 4)
+            reason = explain(result, sample.value) if result.score > 0 else None
             records.append(MetricRecord(
                 record_id=metric_record_id(origin.topic, origin.partition, origin.offset, index), origin=origin,
                 timestamp=timestamp, name=sample.name, labels=sample.labels, series=series, value=sample.value,
                 anomaly_score=score, anomaly_reason=reason))
-        if not replayed:
-            self.last_offsets[key] = origin.offset
-            self.recent[(key, origin.offset)] = (from_now, tuple(outcomes))
-            if len(self.recent) > self.remember:
-                del self.recent[next(iter(self.recent))]  # dicts keep insertion order: oldest first
+        self.last_offsets[f"{origin.topic}/{origin.partition}"] = origin.offset
         return records
 
     def _detector(self, series: str) -> MetricDetector:
@@ -336,12 +312,8 @@ class MetricEnricher:
         return list(self._series)
 
     def state_header(self) -> dict[str, Any]:
-        """JSON-safe offsets, LRU clock and replay memory; small, saved with every commit."""
-        return {
-            "version": STATE_VERSION, "tick": self._tick, "last_offsets": dict(self.last_offsets),
-            "recent": [[key, offset, from_now, [list(o) for o in outcomes]]
-                       for (key, offset), (from_now, outcomes) in self.recent.items()],
-        }
+        """JSON-safe offsets and LRU clock; small, saved with every commit."""
+        return {"version": STATE_VERSION, "tick": self._tick, "last_offsets": dict(self.last_offsets)}
 
     def take_dirty_series(self) -> dict[str, dict[str, Any]]:
         """series -> {"used": tick, "detector": MetricDetector.to_dict()} for every series updated
@@ -369,8 +341,5 @@ class MetricEnricher:
                         for key, entry in keep}
         self._dirty = set()
         self._tick = max([int(header["tick"]), *(s.used for s in self._series.values())])
+        # Headers of older releases also hold a "recent" memory of results: no longer needed.
         self.last_offsets = {key: int(offset) for key, offset in header["last_offsets"].items()}
-        self.recent = {
-            (key, int(offset)): (None if from_now is None else float(from_now),
-                                 tuple((float(score), reason) for score, reason in outcomes))
-            for key, offset, from_now, outcomes in header["recent"]}

@@ -19,18 +19,15 @@ def test_gaps_before_and_inside_a_batch() -> None:
 
 
 def test_records_the_state_already_applied_are_dropped_wherever_they_sit_in_a_batch() -> None:
-    from types import SimpleNamespace
-
     from schemas.records import Origin
-    from workers.app import _not_applied
-    from workers.pipeline import RawLine
+    from workers.pipeline import RawLine, not_applied
 
     def raw(offset: int) -> RawLine:
         return RawLine(Origin(topic="logs.raw", partition=1, offset=offset), b"x", None)
 
-    state = SimpleNamespace(last_offsets={"logs.raw/1": 2359})
+    last_offsets = {"logs.raw/1": 2359}
     # faust-streaming can hand a prefetched record over ahead of older ones after a rebalance
     batch = sorted([raw(2400), raw(2358), raw(2360), raw(2359), raw(2360)], key=lambda r: r.origin.offset)
-    assert [r.origin.offset for r in _not_applied(state, batch)] == [2360, 2400]  # one copy of each
-    assert [r.origin.offset for r in _not_applied(SimpleNamespace(last_offsets={}), batch)] == [
+    assert [r.origin.offset for r in not_applied(last_offsets, batch)] == [2360, 2400]  # one copy of each
+    assert [r.origin.offset for r in not_applied({}, batch)] == [
         2358, 2359, 2360, 2400]

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from schemas.records import LogRecord, Origin, record_id_for
 from workers.pipeline import MAX_LINE_BYTES, RawLine, Rejected, enrich_logs
 
@@ -39,7 +41,8 @@ def test_a_line_no_format_fits_is_kept_with_ingest_time() -> None:
 
 
 def test_unreadable_input_is_rejected_with_a_reason_and_nothing_is_dropped() -> None:
-    inputs = [_raw(b"\xff\xfe bad"), _raw(b"   "), _raw(None), _raw(b"a\x00b"), _raw(b"x" * (MAX_LINE_BYTES + 1))]
+    values = [b"\xff\xfe bad", b"   ", None, b"a\x00b", b"x" * (MAX_LINE_BYTES + 1)]
+    inputs = [_raw(value, offset) for offset, value in enumerate(values)]
     results = enrich_logs(inputs, now=NOW)
     assert len(results) == len(inputs)
     reasons = [r.reason.split(":")[0] for r in results if isinstance(r, Rejected)]
@@ -70,7 +73,7 @@ def test_records_are_enriched_with_template_entities_class_and_score() -> None:
     assert 0.0 <= last.anomaly_score <= 1.0
 
 
-def test_a_restart_from_saved_state_reproduces_every_result_even_for_replays() -> None:
+def test_a_restart_from_saved_state_skips_replays_and_continues_every_result_exactly() -> None:
     import json as json_module
     from pathlib import Path
 
@@ -87,6 +90,8 @@ def test_a_restart_from_saved_state_reproduces_every_result_even_for_replays() -
     restarted = LogEnricher(extractor=first.extractor)
     restarted.restore(saved)
     after_restart = restarted.enrich(raws[700:], now=NOW)  # offsets 700..999 come again
+    # Already applied (their outputs went out before the state was saved): skipped, not redone.
+    assert [r.origin.offset for r in after_restart] == list(range(1000, len(raws)))
 
     def outcome(record: LogRecord | Rejected) -> tuple[object, ...]:
         assert isinstance(record, LogRecord)
@@ -96,3 +101,25 @@ def test_a_restart_from_saved_state_reproduces_every_result_even_for_replays() -
     for record in [*before_crash, *after_restart]:
         assert outcome(record) == expected[outcome(record)[0]]
     assert any(r.anomaly_score > 0 for r in uninterrupted if isinstance(r, LogRecord))
+
+
+def test_a_line_that_fails_after_the_state_moved_is_dead_lettered_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers.pipeline import LogEnricher
+
+    enricher = LogEnricher()
+    lines = [f"<38>Nov 23 10:00:0{i} edge-7 sshd[42]: Accepted password for u{i} from 10.0.0.{i} port 22"
+             .encode() for i in range(4)]
+    update = enricher.scorer.update
+
+    def failing_on_third(service: str, template_id: str, level: str | None, message: str, t: float) -> object:
+        if "u2 " in message:
+            raise RuntimeError("scorer bug")
+        return update(service, template_id, level, message, t)
+
+    monkeypatch.setattr(enricher.scorer, "update", failing_on_third)
+    out = enricher.enrich([_raw(line, i) for i, line in enumerate(lines)], now=NOW)
+    assert [type(r).__name__ for r in out] == ["LogRecord", "LogRecord", "Rejected", "LogRecord"]
+    rejected = out[2]
+    assert isinstance(rejected, Rejected) and rejected.reason.startswith("processing_error: RuntimeError: scorer bug")
+    assert rejected.value == lines[2]  # the DLQ keeps the raw line, to be fixed and replayed
+    assert enricher.last_offsets == {"logs.raw/1": 3}

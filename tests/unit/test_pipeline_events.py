@@ -8,7 +8,6 @@ import pytest
 from schemas.records import EventRecord, Origin, record_id_for
 from workers.pipeline import RawLine, Rejected
 from workers.pipeline_events import EventEnricher, UserEvent, parse_event_line
-from workers.pipeline_metrics import BEYOND_WINDOW
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -110,21 +109,16 @@ def test_a_bot_like_burst_scores_high_and_a_person_does_not() -> None:
     assert max(r.anomaly_score for r in by_user["alice"]) < 0.75
 
 
-def test_a_replay_keeps_its_first_time_even_when_only_now_gave_it() -> None:
+def test_a_replay_of_applied_events_is_skipped_and_leaves_the_scorer_alone() -> None:
     enricher = EventEnricher()
-    [first] = enricher.enrich([_raw(_event("u1", "login", None))], now=NOW)
-    restarted = EventEnricher()
-    restarted.restore(json.loads(json.dumps(enricher.state())))
-    [again] = restarted.enrich([_raw(_event("u1", "login", None))], now=NOW + timedelta(hours=1))
-    assert isinstance(first, EventRecord) and isinstance(again, EventRecord)
-    assert (again.record_id, again.timestamp, again.anomaly_score) == (first.record_id, NOW, first.anomaly_score)
-
-
-def test_a_replay_beyond_the_remembered_window_is_not_rescored() -> None:
-    enricher = EventEnricher(remember=2)
     enricher.enrich([_raw(_event("u1", "view", T0 + timedelta(seconds=i)), i) for i in range(5)], now=NOW)
-    [old] = enricher.enrich([_raw(_event("u1", "view", T0), 0)], now=NOW)
-    assert isinstance(old, EventRecord) and (old.anomaly_score, old.anomaly_reason) == (0.0, BEYOND_WINDOW)
+    saved = json.loads(json.dumps(enricher.state()))
+    restarted = EventEnricher()
+    restarted.restore(saved)
+    out = restarted.enrich([_raw(_event("u1", "view", T0), 0), _raw(_event("u1", "view", T0), 5)], now=NOW)
+    assert [r.origin.offset for r in out] == [5]
+    assert restarted.enrich([_raw(_event("u1", "view", T0), 3)], now=NOW) == []
+    assert json.loads(json.dumps(restarted.state()))["last_offsets"] == {"events.raw/2": 5}
 
 
 def test_restore_refuses_an_unknown_version() -> None:
@@ -153,7 +147,7 @@ def _mixed_events() -> list[RawLine]:
     return lines
 
 
-def test_a_restart_from_saved_state_reproduces_every_result_even_for_replays() -> None:
+def test_a_restart_from_saved_state_skips_replays_and_continues_every_result_exactly() -> None:
     raws = _mixed_events()
     uninterrupted = EventEnricher().enrich(raws, now=NOW)
 
@@ -163,6 +157,7 @@ def test_a_restart_from_saved_state_reproduces_every_result_even_for_replays() -
     restarted = EventEnricher()
     restarted.restore(saved)
     after_restart = restarted.enrich(raws[700:], now=NOW)  # offsets 700..999 come again
+    assert min(r.origin.offset for r in after_restart) == 1000  # applied before: skipped
 
     def outcome(record: EventRecord | Rejected) -> tuple[object, ...]:
         assert isinstance(record, EventRecord)

@@ -9,8 +9,7 @@ import pytest
 from schemas.records import MetricRecord, Origin, record_id_for
 from workers.pipeline import RawLine, Rejected
 from workers.pipeline_metrics import (
-    BEYOND_WINDOW,
-    MetricEnricher,
+        MetricEnricher,
     MetricSample,
     metric_record_id,
     parse_metric_line,
@@ -183,25 +182,16 @@ def test_the_series_cap_evicts_the_least_recently_updated_and_restarts_its_learn
     assert enricher.take_dirty_series() == {} and enricher.take_evicted_series() == ["a"]
 
 
-def test_a_replay_keeps_its_first_time_even_when_only_now_gave_it() -> None:
+def test_a_replay_of_applied_lines_is_skipped_and_moves_no_detector() -> None:
     enricher = MetricEnricher()
-    [first] = enricher.enrich([_raw("x 1", 0)], now=NOW)
-    restarted = MetricEnricher()
-    restarted.restore(json.loads(json.dumps(enricher.state_header())), {})
-    [again] = restarted.enrich([_raw("x 1", 0)], now=NOW + timedelta(hours=1))
-    assert isinstance(first, MetricRecord) and isinstance(again, MetricRecord)
-    assert (again.record_id, again.timestamp) == (first.record_id, NOW)
-    assert restarted.take_dirty_series() == {}  # no detector moved
-
-
-def test_a_replay_beyond_the_remembered_window_is_not_rescored() -> None:
-    enricher = MetricEnricher(remember=2)
     enricher.enrich([_raw(f"x {i}", i) for i in range(5)], now=NOW)
     enricher.take_dirty_series()
-    [old, kept] = enricher.enrich([_raw("x 0", 0), _raw("x 4", 4)], now=NOW)
-    assert isinstance(old, MetricRecord) and old.anomaly_reason == BEYOND_WINDOW
-    assert isinstance(kept, MetricRecord) and kept.anomaly_reason != BEYOND_WINDOW
-    assert enricher.take_dirty_series() == {}
+    restarted = MetricEnricher()
+    restarted.restore(json.loads(json.dumps(enricher.state_header())), {})
+    # offsets 0..4 were applied (their records went out before the header was saved): skipped
+    out = restarted.enrich([_raw("x 0", 0), _raw("x 4", 4), _raw("x 5", 5), _raw("x 5", 5)], now=NOW)
+    assert [(r.origin.offset, type(r).__name__) for r in out] == [(5, "MetricRecord")]
+    assert list(restarted.take_dirty_series()) == ["x"] and restarted.last_offsets == {"metrics.raw/3": 5}
 
 
 def test_restore_refuses_an_unknown_version() -> None:
@@ -236,7 +226,7 @@ def _mixed_lines() -> list[RawLine]:
     return lines
 
 
-def test_a_restart_from_saved_state_reproduces_every_result_even_for_replays() -> None:
+def test_a_restart_from_saved_state_skips_replays_and_continues_every_result_exactly() -> None:
     raws = _mixed_lines()
     uninterrupted = MetricEnricher(max_series=6).enrich(raws, now=NOW)
 
@@ -258,6 +248,7 @@ def test_a_restart_from_saved_state_reproduces_every_result_even_for_replays() -
     restarted.restore(json.loads(header), {key: json.loads(value) for key, value in table.items()})
     assert restarted.series == first.series  # the LRU order survives the restart
     after_restart = restarted.enrich(raws[700:], now=NOW)  # offsets 700..999 come again
+    assert min(r.origin.offset for r in after_restart) == 1000  # applied before: skipped
 
     def outcome(record: MetricRecord | Rejected) -> tuple[object, ...]:
         assert isinstance(record, MetricRecord)
@@ -267,6 +258,6 @@ def test_a_restart_from_saved_state_reproduces_every_result_even_for_replays() -
     assert len(expected) == len(uninterrupted) > 1500
     for record in [*before_crash, *after_restart]:
         assert outcome(record) == expected[outcome(record)[0]]
-    assert any(r.anomaly_score > 0.5 for r in after_restart if isinstance(r, MetricRecord))
+    assert any(r.anomaly_score > 0.5 for r in [*before_crash, *after_restart] if isinstance(r, MetricRecord))
     assert "late_only" in restarted.series and "zz_early" not in restarted.series
     assert "zz_early" in restarted.take_evicted_series()
