@@ -42,8 +42,10 @@ def _varying_token(prefix: str, suffix: str, values: tuple[str, ...]) -> str:
         if all(_starts_variable(v[len(prefix) :]) for v in values):
             break
         prefix = prefix[:-1]
-    while suffix and (_ALNUM.match(suffix[0]) or suffix[0] in "<*>"):
-        suffix = suffix[1:]  # a suffix starts on a separator: `:<*>`, `)`
+    while suffix and (_ALNUM.match(suffix[0]) or suffix[0] in "<*>_"):
+        # a suffix starts on a separator (`:<*>`, `)`); `_` glues one identifier, so
+        # rdd_<*> / broadcast_<*> is one value, not `<*>_<*>`
+        suffix = suffix[1:]
     if prefix.endswith("<") or prefix.endswith("<*"):
         prefix = prefix[: prefix.rfind("<")]
     return f"{prefix}{WILDCARD}{suffix}"

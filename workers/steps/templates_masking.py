@@ -2,7 +2,10 @@
 
 `mask` replaces the obviously variable parts of a line (numbers, hex, IPv4
 addresses, ids glued with ``_``, paths, dates, sizes ...) by ``<*>`` with one
-precompiled regex. `mask_tokens` gives exactly ``mask(line).split()``, faster:
+precompiled regex. A decimal number is one value (a version ``2.6.9`` is three);
+a date shows the fields of its clock (``<*>:<*>:<*>``), as a clock alone does;
+a path is one value unless its file is numbered after its kind
+(``/<*>/blk_<*>``, ``/<*>/part-<*>``). `mask_tokens` gives exactly ``mask(line).split()``, faster:
 
 - apart from dates and sizes (``Jul 17 09:07:44``, ``5 KB``) no mask crosses
   whitespace, and every lookaround at a token edge sees whitespace the same way
@@ -34,8 +37,11 @@ _MASK = re.compile(
     "|".join(
         (
             # a syslog-style date: [Fri] Jul  1 07:57:30 [PDT] [2005]
-            rf"\b(?:{_DAY}\s+)?{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d:\d\d(?:\s+[A-Z]{{3,4}})?(?:\s+\d{{4}})?\b",
+            rf"(?P<date>\b(?:{_DAY}\s+)?{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d:\d\d(?:\s+[A-Z]{{3,4}})?(?:\s+\d{{4}})?\b)",
             r"(?<=://)[^\s\]\)'\",]+",  # everything after a URL scheme
+            # a path whose file is numbered after its kind (/data/blk_42, /out/part-00007)
+            r"(?<![\w.\-/])(?:/[\w.\-]+)+/(?P<kind>[A-Za-z]+(?:[_\-][A-Za-z]+)*[_\-])-?\d+"
+            r"(?P<ext>(?:\.[A-Za-z]+)?\.?)(?=$|[\s:,;)\]'\"])",
             r"(?<![\w.\-/])(?:/[\w.\-]+){2,}/?(?=$|[\s:,;)\]'\"])",  # a whole path
             r"(?<![\w:])(?:[0-9A-Fa-f]{2}[:\-]){3,}[0-9A-Fa-f]{2}(?![\w:])",  # MAC-like
             rf"(?<![\w\-.])[\w\-]+(?:\.[\w\-]+)*\.{_TLD}(?![\w\-.])",  # host.example.com
@@ -43,6 +49,7 @@ _MASK = re.compile(
             r"(?<![\w\-.])[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*-\d+(?![\w\-])",  # host-name-07
             r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]\d)",  # IPv4
             r"(?<![\w.])\d+(?:\.\d+)?\s?(?:[KMGT]i?B|[KMGTk]|B)\b",  # sizes: 5.2 KB, 16K
+            r"(?<![\w.])-?\d+\.\d+(?!\w|\.\d)",  # a decimal number is one value; 2.6.9 is not
             r"\b0[xX][0-9a-fA-F]+\b",  # 0x hex
             r"(?<=[A-Za-z]_)-?\d[\w\-]*",  # ids such as blk_-42 or task_12_m_3
             r"(?<![\w\-])(?=[a-fA-F]*\d|[a-fA-F]{8})[0-9a-fA-F]{8,}(?!\w)",  # bare hex words
@@ -51,6 +58,21 @@ _MASK = re.compile(
         )
     )
 )
+_CLOCK = f"{WILDCARD}:{WILDCARD}:{WILDCARD}"
+
+
+def _replacement(match: re.Match[str]) -> str:
+    """What a mask match becomes; never holds a digit, so it fits every text of a shape."""
+    if match.group("date") is not None:
+        # a clock shows its fields like any h:m:s; the calendar words around it join them
+        return _CLOCK
+    kind = match.group("kind")
+    if kind is not None:
+        # the directory is where the file is (a value); its kind-named file is templated
+        return f"/{WILDCARD}/{kind}{WILDCARD}{match.group('ext')}"
+    return WILDCARD
+
+
 # Digit runs glued to letters (bglio12, U01) only group lines together; whether
 # they are literal is decided by the observed values.
 _MAY_MASK = re.compile(r"[\d/]|[a-fA-F]{8}")
@@ -64,7 +86,7 @@ def mask(content: str) -> str:
     """The line with the obviously variable parts replaced by ``<*>``."""
     if not _MAY_MASK.search(content):
         return content  # no digit, path or long hex word: nothing to mask
-    return _REPEATS.sub(r"\1", _MASK.sub(WILDCARD, content))
+    return _REPEATS.sub(r"\1", _MASK.sub(_replacement, content))
 
 
 def template_id(template: str) -> str:
@@ -88,8 +110,8 @@ class _Shaped:
     __slots__ = ("exact", "key", "masked", "spans", "tail", "unit")
 
     def __init__(self, shape: str) -> None:
-        self.spans = [m.span() for m in _MASK.finditer(shape)]
-        self.masked = _MASK.sub(WILDCARD, shape)
+        self.spans = [(*m.span(), _replacement(m)) for m in _MASK.finditer(shape)]
+        self.masked = _MASK.sub(_replacement, shape)
         self.key = _KEY_DIGITS.sub(WILDCARD, self.masked)
         # no kept digit that the shape may have changed: `masked` fits every text
         self.exact = "1" not in self.masked
@@ -121,9 +143,9 @@ def _masked(text: str, shaped: _Shaped) -> str:
         return shaped.masked
     pieces: list[str] = []
     last = 0
-    for start, end in shaped.spans:
+    for start, end, replacement in shaped.spans:
         pieces.append(text[last:start])
-        pieces.append(WILDCARD)
+        pieces.append(replacement)
         last = end
     pieces.append(text[last:])
     return "".join(pieces)
