@@ -2,8 +2,10 @@
 
 A line goes through three stages:
 
-1. *Masking*: numbers, hex, IPv4 addresses, ids glued with ``_`` and paths are
-   replaced by ``<*>`` with precompiled regexes. The masked token list is what a
+1. *Masking*: numbers (a decimal is one), hex, IPv4 addresses, ids glued with
+   ``_`` and paths are replaced by ``<*>`` with precompiled regexes; a date keeps
+   its clock's ``:`` (``<*>:<*>:<*>``), a file numbered after its kind keeps the
+   kind (``/<*>/blk_<*>``). The masked token list is what a
    template is built from; a coarser *key* (every digit run masked) groups lines.
 2. *Grouping*: lines with the same key share a leaf; leaves of the same length
    join a cluster when they differ only where values look variable (the differing

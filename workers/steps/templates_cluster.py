@@ -2,7 +2,8 @@
 
 A `Cluster` keeps the masked tokens of its first line and, per position that
 varied, the common prefix/suffix and a few sample values; its template keeps
-a varying token's prefix/suffix up to a separator and makes the rest ``<*>``.
+a varying token's prefix/suffix up to a separator (``_`` glues an identifier,
+it separates nothing) and makes the rest ``<*>``.
 `_looks_variable` tells whether two differing key tokens differ where a value
 goes (masks in the same punctuation skeleton) rather than in wording.
 """
