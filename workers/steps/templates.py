@@ -2,7 +2,7 @@
 
 A line goes through three stages:
 
-1. *Masking*: numbers (a decimal is one), hex, IPv4 addresses, ids glued with
+1. *Masking*: numbers (a decimal keeps its point), hex, IPv4 addresses, ids glued with
    ``_`` and paths are replaced by ``<*>`` with precompiled regexes; a date keeps
    its clock's ``:`` (``<*>:<*>:<*>``), a file numbered after its kind keeps the
    kind (``/<*>/blk_<*>``). The masked token list is what a

@@ -2,7 +2,8 @@
 
 `mask` replaces the obviously variable parts of a line (numbers, hex, IPv4
 addresses, ids glued with ``_``, paths, dates, sizes ...) by ``<*>`` with one
-precompiled regex. A decimal number is one value (a version ``2.6.9`` is three);
+precompiled regex. A decimal keeps its point (``<*>.<*>``), as most annotated
+logs write it (Loghub's Hadoop, Linux, BGL, Thunderbird, Mac; only Spark differs);
 a date shows the fields of its clock (``<*>:<*>:<*>``), as a clock alone does;
 a path is one value unless its file is numbered after its kind
 (``/<*>/blk_<*>``, ``/<*>/part-<*>``). `mask_tokens` gives exactly ``mask(line).split()``, faster:
@@ -49,7 +50,6 @@ _MASK = re.compile(
             r"(?<![\w\-.])[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*-\d+(?![\w\-])",  # host-name-07
             r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]\d)",  # IPv4
             r"(?<![\w.])\d+(?:\.\d+)?\s?(?:[KMGT]i?B|[KMGTk]|B)\b",  # sizes: 5.2 KB, 16K
-            r"(?<![\w.])-?\d+\.\d+(?!\w|\.\d)",  # a decimal number is one value; 2.6.9 is not
             r"\b0[xX][0-9a-fA-F]+\b",  # 0x hex
             r"(?<=[A-Za-z]_)-?\d[\w\-]*",  # ids such as blk_-42 or task_12_m_3
             r"(?<![\w\-])(?=[a-fA-F]*\d|[a-fA-F]{8})[0-9a-fA-F]{8,}(?!\w)",  # bare hex words
