@@ -36,8 +36,8 @@ by a record's content (dead-lettered).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime
 from itertools import pairwise
 
 from neo4j import AsyncDriver, AsyncGraphDatabase, AsyncTransaction
@@ -116,6 +116,10 @@ def _increment(kind: str) -> str:
 
 
 _INCREMENTS = {kind: _increment(kind) for kind in EDGES}
+_HELD_PAGE = (
+    "MATCH (l:LogRecord) WHERE l.record_id > $after WITH l ORDER BY l.record_id LIMIT $page "
+    "RETURN collect([l.record_id, l.ts.epochMillis]) AS rows"
+)
 _RELATIONSHIP_COUNTS = " UNION ALL ".join(
     f"MATCH (:{source})-[e:{rel_type}]->(:{target}) RETURN '{rel_type}' AS type, sum(e.count) AS n"
     for source, rel_type, target in EDGES.values()
@@ -320,6 +324,28 @@ class Neo4jSink:
     async def count_records(self) -> int:
         records, _, _ = await self.driver.execute_query("MATCH (l:LogRecord) RETURN count(l) AS n")
         return int(records[0]["n"])
+
+    async def held_records(self, page: int = 50_000) -> AsyncIterator[tuple[str, datetime | None]]:
+        """(record_id, timestamp) of every LogRecord node, in record_id order (`polaris verify`).
+
+        A page comes back as one collected list: the driver spends ~100 µs of CPU per returned
+        row, and a list of 50,000 pairs decodes in milliseconds. Paging by the record_id key
+        uses the constraint's index, so a page costs the same at any depth."""
+        after = ""
+        while True:
+            rows, _, _ = await self.driver.execute_query(_HELD_PAGE, after=after, page=page)
+            pairs = rows[0]["rows"]
+            for record_id, millis in pairs:
+                yield str(record_id), None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
+            if len(pairs) < page:
+                return
+            after = str(pairs[-1][0])
+
+    async def duplicate_records(self) -> int:
+        """LogRecord nodes beyond one per record_id (the constraint should keep this 0)."""
+        rows, _, _ = await self.driver.execute_query(
+            "MATCH (l:LogRecord) RETURN count(l.record_id) - count(DISTINCT l.record_id) AS n")
+        return int(rows[0]["n"])
 
     async def relationship_counts(self) -> dict[str, int]:
         """Sum of `count` per counted relationship type (OCCURS_ON: Error->Service only)."""

@@ -431,14 +431,6 @@ async def close_sinks(sinks: Mapping[str, Sink]) -> None:
     await asyncio.gather(*(sink.close() for sink in sinks.values()), return_exceptions=True)
 
 
-def _native(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    to_native = getattr(value, "to_native", None)  # neo4j.time.DateTime
-    native = to_native() if callable(to_native) else None
-    return native if isinstance(native, datetime) else None
-
-
 async def held_records(sink: Sink) -> tuple[dict[str, datetime | None], int | None]:
     """The record_ids a store holds with their timestamps, and its duplicate count (None: impossible)."""
     try:
@@ -448,9 +440,7 @@ async def held_records(sink: Sink) -> tuple[dict[str, datetime | None], int | No
             from sinks.neo4j import Neo4jSink
 
             assert isinstance(sink, Neo4jSink)
-            rows, _, _ = await sink.driver.execute_query("MATCH (l:LogRecord) RETURN l.record_id AS id, l.ts AS ts")
-            held = {str(row["id"]): _native(row["ts"]) for row in rows if row["id"] is not None}
-            return held, len(rows) - len(held)
+            return {record_id: ts async for record_id, ts in sink.held_records()}, await sink.duplicate_records()
         if sink.name == "weaviate":
             from sinks.weaviate import WeaviateSink
 
