@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from spacy.matcher import Matcher
+from spacy.tokens import Doc
 
-from workers.steps.entities import LABELS, Entity, EntityExtractor, shape_of
+from workers.steps.entities import LABELS, Entity, EntityExtractor, load_patterns, shape_of, split_tokens
 
 REPO = Path(__file__).resolve().parents[2]
 LOGHUB = REPO.parent / "shared" / "data" / "loghub"
@@ -154,3 +156,61 @@ def test_batch_api_keeps_order_and_handles_empty_lines(extractor: EntityExtracto
     assert result[0] == [] and result[2] == [] and result[3] == []
     assert result[1] == [Entity("IP", "173.234.31.186", 21, 35)]
     assert extractor.extract_batch([]) == []
+
+
+def test_lines_of_one_class_sequence_share_one_ruler_run() -> None:
+    extractor = EntityExtractor()
+    # Different masks (octet lengths, user names), one sequence of token classes.
+    lines = ["Failed password for fztu from 5.3.9.7 port 22 ssh2",
+             "Failed password for bob from 187.141.143.180 port 47 ssh2"]
+    short, long = extractor.extract_batch(lines)
+    assert extractor.cache_misses == 2 and extractor.ruler_runs == 1
+    assert found(short) == {("USER", "fztu"), ("IP", "5.3.9.7"), ("PORT", "22")}
+    assert found(long) == {("USER", "bob"), ("IP", "187.141.143.180"), ("PORT", "47")}
+    for line, entities in zip(lines, (short, long), strict=True):
+        assert all(line[e.start : e.end] == e.text for e in entities)
+
+
+def test_words_of_one_class_satisfy_the_same_spacy_predicates(extractor: EntityExtractor) -> None:
+    """The premise of sharing ruler runs, checked against spaCy itself: every token predicate
+    of the patterns, as a one-token Matcher pattern, matches all words of a class or none."""
+    specs: dict[str, dict[str, object]] = {}
+    for entry in load_patterns():
+        pattern = entry["pattern"]
+        tokens = ([{"ORTH": token.text} for token in extractor.nlp.make_doc(pattern)]
+                  if isinstance(pattern, str) else pattern)
+        for token in tokens:
+            spec = {key: value for key, value in token.items() if key not in ("OP", "SPACY")}
+            specs[json.dumps(spec, sort_keys=True)] = spec
+    matcher = Matcher(extractor.nlp.vocab)
+    for index, spec in enumerate(specs.values()):
+        matcher.add(f"spec{index}", [[spec]])
+    texts = [line for system in ("HDFS", "OpenSSH", "Hadoop", "Zookeeper", "Spark", "BGL", "Linux", "Apache")
+             for line in loghub_content(system).values()]
+    texts += [json.loads(line)["text"] for line in HANDWRITTEN.read_text(encoding="utf-8").splitlines()]
+    words = sorted({word for text in texts for masked in (text, shape_of(text))
+                    for word in split_tokens(masked)[0]})
+    words += ["Port", "PORT", "USER", "user", "  ", "\t", "DataNode", "datanode", "neo4j"]
+    doc = Doc(extractor.nlp.vocab, words=words, spaces=[True] * len(words))
+    matched: dict[int, set[int]] = {i: set() for i in range(len(words))}
+    for match_id, start, _ in matcher(doc):
+        matched[start].add(match_id)
+    by_class: dict[int, tuple[str, set[int]]] = {}
+    for index, word in enumerate(words):
+        class_id = extractor._classes.key([word], [False])[0] >> 1
+        first_word, first_matched = by_class.setdefault(class_id, (word, matched[index]))
+        assert matched[index] == first_matched, (word, first_word)
+    assert len(by_class) < len(words) / 5  # and classes are really shared
+
+
+def test_a_predicate_not_understood_makes_every_word_its_own_class(tmp_path: Path) -> None:
+    patterns = tmp_path / "patterns.jsonl"
+    patterns.write_text(
+        json.dumps({"label": "PORT", "pattern": [{"LOWER": "port"}, {"LENGTH": 2}], "keep": [1, 2]}) + "\n"
+        + json.dumps({"label": "IP", "pattern": [{"TEXT": {"REGEX": r"^\d{1,3}(\.\d{1,3}){3}$"}}],
+                      "check": "ipv4"}) + "\n", encoding="utf-8")
+    extractor = EntityExtractor(patterns_path=patterns)
+    assert extractor._classes.exact
+    short, long = extractor.extract_batch(["from 5.3.9.7 port 22", "from 10.3.9.7 port 220"])
+    assert found(short) == {("IP", "5.3.9.7"), ("PORT", "22")}
+    assert found(long) == {("IP", "10.3.9.7")}  # LENGTH 2 does not admit "220"

@@ -11,12 +11,18 @@ pipeline with a log-aware tokenizer and one `span_ruler` that keeps overlapping
 matches; overlaps are resolved here, after trimming and validation.
 
 Speed: log lines repeat their shape. Each line is masked (digits -> 0, hex letters in
-numeric/hex words -> a/A), the ruler runs once per distinct mask, and the result is
-cached. The mask preserves length *and* character class, so spans found on the
-mask are the same character offsets in the real line, and every pattern (which only
-uses classes such as ``\\d`` or ``[0-9a-f]`` for these characters) matches the mask
-exactly when it matches the line. Value checks (octets <= 255, port range, HTTP
-status range) need the real digits, so they run after mapping back, per line.
+numeric/hex words -> a/A) and what the ruler finds is cached per distinct mask. The
+mask preserves length *and* character class, so spans found on the mask are the same
+character offsets in the real line, and every pattern (which only uses classes such as
+``\\d`` or ``[0-9a-f]`` for these characters) matches the mask exactly when it matches
+the line. Value checks (octets <= 255, port range, HTTP status range) need the real
+digits, so they run after mapping back, per line.
+
+A new mask does not always cost a ruler run: its tokens are replaced by the
+representative of their *token class* (words satisfying exactly the same token
+predicates of the patterns, see `_TokenClasses`), and the ruler runs once per distinct
+sequence of classes, in token offsets that map back to any mask of that sequence. An IP
+with other digit counts, another file name or another user name is the same class.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -97,27 +104,135 @@ class LogTokenizer:
         self.vocab = vocab
 
     def __call__(self, text: str) -> Doc:
-        words: list[str] = []
-        spaces: list[bool] = []
-        position = 0
-        for match in _TOKEN_RE.finditer(text):
-            self._add_gap(text[position : match.start()], words, spaces)
-            words.append(match.group(0))
-            spaces.append(False)
-            position = match.end()
-        self._add_gap(text[position:], words, spaces)
+        words, spaces = split_tokens(text)
         return Doc(self.vocab, words=words, spaces=spaces)
 
-    @staticmethod
-    def _add_gap(gap: str, words: list[str], spaces: list[bool]) -> None:
-        if not gap:
-            return
-        if words and gap[0] == " ":
-            spaces[-1] = True
-            gap = gap[1:]
-        if gap:
-            words.append(gap)
-            spaces.append(False)
+
+def split_tokens(text: str) -> tuple[list[str], list[bool]]:
+    """The words of `LogTokenizer` and whether one space follows each."""
+    words: list[str] = []
+    spaces: list[bool] = []
+    position = 0
+    for match in _TOKEN_RE.finditer(text):
+        start = match.start()
+        if start != position:
+            _add_gap(text[position:start], words, spaces)
+        words.append(match.group(0))
+        spaces.append(False)
+        position = match.end()
+    if position != len(text):
+        _add_gap(text[position:], words, spaces)
+    return words, spaces
+
+
+def _add_gap(gap: str, words: list[str], spaces: list[bool]) -> None:
+    if words and gap[0] == " ":
+        spaces[-1] = True
+        gap = gap[1:]
+    if gap:
+        words.append(gap)
+        spaces.append(False)
+
+
+# --- token classes --------------------------------------------------------------------
+
+_CLASS_ATTRS = {"TEXT": False, "ORTH": False, "LOWER": True}  # attribute -> lower-cased?
+_CONTEXT_KEYS = {"OP", "SPACY"}  # not a property of the word; SPACY is kept in the key
+
+
+class _TokenClasses:
+    """Words -> class ids, such that two words of a class satisfy exactly the same token
+    predicates of the patterns and are both whitespace or both not.
+
+    Why: a doc whose words are swapped for their class's representative gets the same
+    matches from spaCy's matchers (which only see the predicates' outcomes and the SPACY
+    flag), so masks with different words but one sequence of classes share one ruler run.
+    Understood: TEXT/ORTH/LOWER with a string, IN, NOT_IN or REGEX (spaCy: ``re.search``).
+    A pattern using anything else makes every word its own class: slower, never wrong.
+    """
+
+    def __init__(self, token_specs: Iterable[dict[str, Any]], phrase_words: Iterable[str]) -> None:
+        self.exact = False  # True: a predicate not understood here, no sharing of classes
+        self._text_literals: set[str] = set(phrase_words)  # phrase patterns match on ORTH
+        self._lower_literals: set[str] = set()
+        regexes: dict[tuple[bool, str], re.Pattern[str]] = {}
+        for spec in token_specs:
+            for key, value in spec.items():
+                if key.upper() in _CONTEXT_KEYS:
+                    continue
+                lowered = _CLASS_ATTRS.get(key.upper())
+                literals = self._lower_literals if lowered else self._text_literals
+                if lowered is None:
+                    self.exact = True
+                elif isinstance(value, str):
+                    literals.add(value)
+                elif isinstance(value, dict):
+                    for predicate, argument in value.items():
+                        if predicate == "REGEX" and isinstance(argument, str):
+                            regexes.setdefault((lowered, argument), re.compile(argument))
+                        elif predicate in ("IN", "NOT_IN") and isinstance(argument, list) and all(
+                                isinstance(item, str) for item in argument):
+                            literals.update(argument)
+                        else:
+                            self.exact = True
+                else:
+                    self.exact = True
+        self._text_regexes = tuple(rx for (lowered, _), rx in regexes.items() if not lowered)
+        self._lower_regexes = tuple(rx for (lowered, _), rx in regexes.items() if lowered)
+        self._ids: dict[str, int] = {}  # word -> class id (a cache: cleared when large)
+        self._by_signature: dict[object, int] = {}
+        self.representatives: list[str] = []  # class id -> the first word seen of it
+
+    def signature(self, word: str) -> object:
+        """Equal for two words exactly when every understood predicate agrees on them."""
+        if self.exact:
+            return word
+        lower = word.lower()
+        bits = 0
+        for bit, regex in enumerate(self._text_regexes):
+            if regex.search(word) is not None:
+                bits |= 1 << bit
+        shift = len(self._text_regexes)
+        for bit, regex in enumerate(self._lower_regexes, shift):
+            if regex.search(lower) is not None:
+                bits |= 1 << bit
+        # A literal word decides the equality/IN/NOT_IN predicates by itself; any other word
+        # fails every equality and IN and passes every NOT_IN, like all other non-literals.
+        return (word if word in self._text_literals else None,
+                lower if lower in self._lower_literals else None,
+                bits, word.isspace())
+
+    def key(self, words: Sequence[str], spaces: Sequence[bool]) -> tuple[int, ...]:
+        """The doc's class sequence, with each token's SPACY flag in the low bit."""
+        ids = self._ids
+        out = []
+        for word, space in zip(words, spaces, strict=True):
+            class_id = ids.get(word)
+            if class_id is None:
+                class_id = self._new_word(word)
+            out.append(class_id * 2 + space)
+        return tuple(out)
+
+    def _new_word(self, word: str) -> int:
+        signature = self.signature(word)
+        class_id = self._by_signature.get(signature)
+        if class_id is None:
+            class_id = self._by_signature[signature] = len(self.representatives)
+            self.representatives.append(word)
+        if len(self._ids) >= _MAX_CACHED_WORDS:
+            self._ids.clear()  # ids stay valid: they live in _by_signature
+        self._ids[word] = class_id
+        return class_id
+
+    def doc(self, vocab: Vocab, key: tuple[int, ...]) -> Doc:
+        """A doc of representatives with the class sequence `key`."""
+        return Doc(vocab, words=[self.representatives[item >> 1] for item in key],
+                   spaces=[bool(item & 1) for item in key])
+
+    def clear(self) -> None:
+        self._ids.clear()
+        self._by_signature.clear()
+        self.representatives.clear()
 
 
 # --- value checks run on the real text -----------------------------------------------
@@ -125,6 +240,7 @@ class LogTokenizer:
 Candidate = tuple[str, int, int, str]  # label, start, end, check name ("" = none)
 
 
+@lru_cache(maxsize=65_536)  # addresses repeat line after line; a hit is ~10x cheaper
 def _check_ipv4(text: str) -> bool:
     return all(int(part) <= 255 for part in text.split("."))
 
@@ -163,6 +279,7 @@ def _apply_check(line: str, candidate: Candidate) -> list[tuple[str, int, int]]:
 
 _SHAPE_CHECKS = frozenset({"", "url", "after_slash", "k8s_namespace_pod"})
 _MAX_OUTCOMES_PER_SHAPE = 256
+_MAX_CACHED_WORDS = 200_000
 
 
 class _ShapePlan:
@@ -235,12 +352,21 @@ class EntityExtractor:
     ) -> None:
         self.cache_size = cache_size
         self.batch_size = batch_size
-        self.cache_hits = 0
+        self.cache_hits = 0  # of the per-shape cache
         self.cache_misses = 0
+        self.ruler_runs = 0  # docs the spaCy pipeline actually ran on
         self._cache: OrderedDict[str, _ShapePlan] = OrderedDict()
+        # class sequence -> (label, first token, token after the last, check) of its matches
+        self._runs: dict[tuple[int, ...], tuple[Candidate, ...]] = {}
         self._trim: dict[str, tuple[int | None, int | None, str]] = {}
         self._priority: dict[str, int] = {}
-        self.nlp = self._build_pipeline(load_patterns(patterns_path))
+        patterns = load_patterns(patterns_path)
+        self.nlp = self._build_pipeline(patterns)
+        self._classes = _TokenClasses(
+            (spec for entry in patterns if isinstance(entry["pattern"], list) for spec in entry["pattern"]),
+            (token.text for entry in patterns if isinstance(entry["pattern"], str)
+             for token in self.nlp.make_doc(entry["pattern"])),
+        )
 
     def _build_pipeline(self, patterns: list[dict[str, Any]]) -> Language:
         nlp = spacy.blank("en")
@@ -254,6 +380,7 @@ class EntityExtractor:
                     "spans_filter": None,  # keep overlaps: context patterns are trimmed first
                     "annotate_ents": False,
                     # case matters: "DataNode" is the daemon, "datanode(s)" is prose
+                    # (_TokenClasses assumes ORTH here: phrase words are text literals)
                     "phrase_matcher_attr": "ORTH",
                     "validate": True,
                 },
@@ -271,26 +398,33 @@ class EntityExtractor:
         ruler.add_patterns(ruler_patterns)
         return nlp
 
-    def _candidates(self, doc: Doc) -> tuple[Candidate, ...]:
+    def _token_candidates(self, doc: Doc) -> set[Candidate]:
+        """(label, first token, token after the last, check) of each trimmed match."""
         found: set[Candidate] = set()
         for span in doc.spans[SPANS_KEY]:
             keep_start, keep_stop, check = self._trim[span.id_]
             kept = span[keep_start:keep_stop]  # token slice of the match
             if len(kept) and not kept.text.isspace():
-                found.add((span.label_, kept.start_char, kept.end_char, check))
+                found.add((span.label_, kept.start, kept.end, check))
+        return found
+
+    def _candidates(self, doc: Doc) -> tuple[Candidate, ...]:
+        """The trimmed matches of a doc of the real (or masked) text, in character offsets."""
+        found = {(label, doc[start].idx, doc[end - 1].idx + len(doc[end - 1]), check)
+                 for label, start, end, check in self._token_candidates(doc)}
         return tuple(sorted(found, key=lambda c: (c[1], c[2], c[0])))
 
     def _lookup(self, shapes: Sequence[str]) -> list[_ShapePlan]:
-        """Plan per shape: cached shapes are reused, the rest go through nlp.pipe."""
-        if self.cache_size <= 0:
+        """Plan per shape: cached shapes are reused, the rest are planned by `_plan`."""
+        if self.cache_size <= 0:  # no caching at all: the ruler runs on every shape
             self.cache_misses += len(shapes)
+            self.ruler_runs += len(shapes)
             docs = self.nlp.pipe(shapes, batch_size=self.batch_size)
             return [_ShapePlan(s, self._candidates(d)) for s, d in zip(shapes, docs, strict=True)]
         missing = list(dict.fromkeys(s for s in shapes if s not in self._cache))
         self.cache_misses += len(missing)
         self.cache_hits += len(shapes) - len(missing)
-        docs = self.nlp.pipe(missing, batch_size=self.batch_size)
-        fresh = {s: _ShapePlan(s, self._candidates(d)) for s, d in zip(missing, docs, strict=True)}
+        fresh = self._plan(missing) if missing else {}
         results = []
         for shape in shapes:
             plan = fresh.get(shape)
@@ -304,6 +438,27 @@ class EntityExtractor:
                 self._cache.popitem(last=False)  # least recently used
         return results
 
+    def _plan(self, shapes: Sequence[str]) -> dict[str, _ShapePlan]:
+        """Plans of new shapes; the ruler runs only on class sequences not seen before."""
+        classes = self._classes
+        tokens = [split_tokens(shape) for shape in shapes]
+        keys = [classes.key(words, spaces) for words, spaces in tokens]
+        runs = self._runs
+        unseen = [key for key in dict.fromkeys(keys) if key not in runs]
+        self.ruler_runs += len(unseen)
+        docs = self.nlp.pipe((classes.doc(self.nlp.vocab, key) for key in unseen), batch_size=self.batch_size)
+        found = {key: tuple(self._token_candidates(doc)) for key, doc in zip(unseen, docs, strict=True)}
+        plans = {}
+        for shape, (words, spaces), key in zip(shapes, tokens, keys, strict=True):
+            matches = found.get(key)
+            if matches is None:
+                matches = found[key] = runs[key]
+            plans[shape] = _ShapePlan(shape, _in_characters(matches, words, spaces))
+        runs.update((key, found[key]) for key in unseen)
+        while len(runs) > self.cache_size:
+            del runs[next(iter(runs))]  # oldest first
+        return plans
+
     def extract_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
         shapes = [shape_of(text) for text in texts]
         priority = self._priority
@@ -313,8 +468,25 @@ class EntityExtractor:
         ]
 
     def clear_cache(self) -> None:
+        """Forget every cached result (shapes, class sequences, word classes)."""
         self._cache.clear()
-        self.cache_hits = self.cache_misses = 0
+        self._runs.clear()
+        self._classes.clear()
+        self.cache_hits = self.cache_misses = self.ruler_runs = 0
 
     def extract(self, text: str) -> list[Entity]:
         return self.extract_batch([text])[0]
+
+
+def _in_characters(
+    matches: Iterable[Candidate], words: Sequence[str], spaces: Sequence[bool]
+) -> tuple[Candidate, ...]:
+    """Token-offset candidates -> character offsets in the text of `words`/`spaces`."""
+    starts = []
+    position = 0
+    for word, space in zip(words, spaces, strict=True):
+        starts.append(position)
+        position += len(word) + space
+    found = {(label, starts[first], starts[stop - 1] + len(words[stop - 1]), check)
+             for label, first, stop, check in matches}
+    return tuple(sorted(found, key=lambda c: (c[1], c[2], c[0])))
