@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import random
+from datetime import UTC, datetime
+from pathlib import Path
 
+from workers.steps.parse import Parser
 from workers.steps.score_logs import (
     ERROR_CONTENT,
     ERROR_RATE_BURST,
@@ -165,3 +170,46 @@ def test_unicode_look_alikes_of_error_words_do_not_crash_the_scorer() -> None:
     assert 0.0 <= strength <= 1.0 and all(word.isascii() for word in words)
     score = LogAnomalyScorer().update("svc", "t1", "ERROR", "\u0130nvalid \u017fegfault", 1.0)
     assert 0.0 <= score.score <= 1.0
+
+
+# sha256 of the scores (rounded to 10 places) and explanations on the sequence below, as the
+# straightforward implementation (before the hot path was written out) gave them: speed-ups
+# of `update` must not change a single score or reason.
+LOGHUB_SEQUENCE_DIGEST = "75101d7292ccca42bff5ebe2df741f6961d2a7b7204e12866ad1f6887285f4d3"
+
+
+def loghub_sequence() -> list[tuple[str, str, str | None, str, float]]:
+    """The 8 Loghub samples interleaved: (service, template id, level, message, time).
+    Template ids are Loghub's own EventId, so the sequence does not depend on the miner."""
+    root = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "loghub"
+    parser = Parser(reference_time=lambda: datetime(2026, 12, 2, tzinfo=UTC))
+    per_system = []
+    for system in sorted(path.name for path in root.iterdir() if path.is_dir()):
+        raw = [line for line in (root / system / f"{system}_2k.log").read_text().splitlines() if line.strip()]
+        with (root / system / f"{system}_2k.log_structured.csv").open(encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        sequence = []
+        for line, row in zip(raw, rows, strict=True):
+            timestamp = parser.parse(line).timestamp
+            sequence.append((row.get("Component") or system, f"{system}:{row['EventId']}",
+                             row.get("Level") or None, row["Content"],
+                             timestamp.timestamp() if timestamp else 0.0))
+        per_system.append(sequence)
+    return [item for group in zip(*per_system, strict=True) for item in group]
+
+
+def test_scores_of_a_long_real_sequence_are_unchanged() -> None:
+    inputs = loghub_sequence()
+    digest = hashlib.sha256()
+    # The default bounds, then small ones so that template and service eviction run too;
+    # half way the state goes through JSON, as the process tier saves it.
+    for config in (LogScorerConfig(), LogScorerConfig(max_templates_per_service=20, max_services=5)):
+        scorer = LogAnomalyScorer(config)
+        for i, line in enumerate(inputs):
+            if i == len(inputs) // 2:
+                scorer = LogAnomalyScorer.from_dict(json.loads(json.dumps(scorer.to_dict())))
+            score = scorer.update(*line)
+            digest.update(f"{round(score.score, 10)!r}|{score.explanation}\n".encode())
+        digest.update(f"{len(scorer.to_dict()['services'])}\n".encode())
+    assert len(inputs) == 16000
+    assert digest.hexdigest() == LOGHUB_SEQUENCE_DIGEST

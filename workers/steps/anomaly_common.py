@@ -85,6 +85,13 @@ class AnomalyScore:
 
     @property
     def explanation(self) -> str:
-        if not self.reasons:
+        reasons = self.reasons
+        if not reasons:
             return "nothing unusual"
-        return "; ".join(str(r) for r in sorted(self.reasons, key=lambda r: -r.strength))
+        if len(reasons) == 1:  # the common case: no sorting, no join
+            return str(reasons[0])
+        return "; ".join([str(r) for r in sorted(reasons, key=_by_strength_descending)])
+
+
+def _by_strength_descending(reason: Reason) -> float:
+    return -reason.strength

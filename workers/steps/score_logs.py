@@ -28,7 +28,6 @@ from workers.steps.anomaly_common import (
     LN2,
     AnomalyScore,
     Reason,
-    clamp01,
     decay,
     noisy_or,
     poisson_excess_nats,
@@ -154,7 +153,10 @@ def error_content_strength(message: str) -> tuple[float, list[str]]:
     """Noisy-OR of the distinct error words present, and which ones."""
     head = message[:_CONTENT_SCAN_CHARS]
     if head.isascii():
-        found = set(_ERROR_WORD_LOWER_RE.findall(head.lower()))
+        hits = _ERROR_WORD_LOWER_RE.findall(head.lower())
+        if not hits:
+            return 0.0, []  # most lines: no error word at all
+        found = set(hits)
     else:
         # Case-insensitive matching also accepts look-alikes (dotted capital I, long s) whose
         # lower case is not a listed word: keep only the listed ones.
@@ -178,13 +180,18 @@ class LogAnomalyScorer:
         # decayed_window's full lengths, computed as it computes them
         self._full_short = self.config.short_half_life_s / LN2
         self._full_long = self.config.long_half_life_s / LN2
+        # _fuse's constants, as _fuse computes them
+        self._unusual_alone = self.config.unusual_alone
+        self._bad_share = 1.0 - self.config.unusual_alone
 
     def update(
         self, service: str, template_id: str, level: str | None, message: str, timestamp: float
     ) -> LogScore:
         # Hot path (once per line): the evidence is fused as it is found — the same float
-        # operations in the same order as noisy_or over the evidence lists — and a reason's
-        # text is only formatted when the reason is kept.
+        # operations in the same order as noisy_or over the evidence lists, clamp01 and max
+        # written out inline (a call costs more than the arithmetic) — and a reason's text is
+        # only formatted when the reason is kept. test_score_logs checks that the scores of a
+        # long real sequence stay those of the plain implementation.
         cfg = self.config
         self._tick += 1
         svc = self._services.get(service)
@@ -209,25 +216,27 @@ class LogAnomalyScorer:
         keep_bad = 1.0  # running noisy-OR of how much the line itself says "trouble"
 
         # Frequency evidence, measured before this line is counted.
-        stats = svc.templates.get(template_id)
+        templates = svc.templates
+        stats = templates.get(template_id)
         seen_lines = svc.total
+        lines = svc.lines
         if stats is None:
             maturity = seen_lines / (seen_lines + cfg.warmup_lines)
             weighted = cfg.weight_new * maturity
-            keep_unusual *= 1.0 - clamp01(weighted)
+            keep_unusual *= 1.0 - (0.0 if weighted <= 0.0 else 1.0 if weighted >= 1.0 else weighted)
             if weighted >= min_strength:
                 reasons.append(Reason(
                     NEW_TEMPLATE, maturity,
                     f"template never seen for {service} in {seen_lines:.0f} recent lines"))
-            stats = _TemplateStats(0.0, svc.lines, 0.0, 0.0, timestamp)
-            svc.templates[template_id] = stats
+            stats = _TemplateStats(0.0, lines, 0.0, 0.0, timestamp)
+            templates[template_id] = stats
         else:
-            count = stats.frequency * self._line_decay ** (svc.lines - stats.frequency_at)
+            count = stats.frequency * self._line_decay ** (lines - stats.frequency_at)
             # Normalised surprisal: 1 for a one-off in a long history, 0 for "every line".
             rarity = math.log((seen_lines + 1.0) / (count + 1.0)) / math.log(seen_lines + 2.0)
-            strength = max(rarity, 0.0)
+            strength = 0.0 if rarity < 0.0 else rarity  # max(rarity, 0.0), NaN included
             weighted = cfg.weight_rare * strength
-            keep_unusual *= 1.0 - clamp01(weighted)
+            keep_unusual *= 1.0 - (0.0 if weighted <= 0.0 else 1.0 if weighted >= 1.0 else weighted)
             if weighted >= min_strength:
                 reasons.append(Reason(
                     RARE_TEMPLATE, strength, f"{count:.1f} of {seen_lines:.0f} recent lines"))
@@ -235,63 +244,79 @@ class LogAnomalyScorer:
 
         # Rate evidence: the template's recent count against its own long-run rate.
         # decay(..., max(dt, 0.0), ...) inlined; the long count decays once, used twice
-        dt = timestamp - stats.last_time
+        last_time = stats.last_time
+        dt = timestamp - last_time
         if dt <= 0.0:
             long_decayed, short_decayed = stats.long, stats.short
         else:
             long_decayed = stats.long * math.pow(2.0, -dt / cfg.long_half_life_s)
             short_decayed = stats.short * math.pow(2.0, -dt / cfg.short_half_life_s)
-        stats.last_time = max(stats.last_time, timestamp)
-        baseline_rate = long_decayed / max(window_long, 1e-9)
-        stats.short = short_decayed + 1.0
+        if timestamp > last_time:  # max(last_time, timestamp)
+            stats.last_time = timestamp
+        baseline_rate = long_decayed / (1e-9 if window_long < 1e-9 else window_long)
+        short = stats.short = short_decayed + 1.0
         stats.long = long_decayed + 1.0
-        expected = baseline_rate * window_short + cfg.burst_expected_floor
-        if stats.short >= cfg.burst_min_count:
-            strength = saturate(poisson_excess_nats(stats.short, expected), cfg.burst_scale_nats)
+        if short >= cfg.burst_min_count:
+            expected = baseline_rate * window_short + cfg.burst_expected_floor
+            strength = saturate(poisson_excess_nats(short, expected), cfg.burst_scale_nats)
             weighted = cfg.weight_burst * strength
-            keep_unusual *= 1.0 - clamp01(weighted)
+            keep_unusual *= 1.0 - (0.0 if weighted <= 0.0 else 1.0 if weighted >= 1.0 else weighted)
             if weighted >= min_strength:
                 reasons.append(Reason(
-                    TEMPLATE_BURST, strength, f"{stats.short:.1f} recent vs {expected:.2f} expected"))
+                    TEMPLATE_BURST, strength, f"{short:.1f} recent vs {expected:.2f} expected"))
 
-        severity = _cached_level_severity(level)
+        severity = _LEVEL_SEVERITY_CACHE.get(level)
+        if severity is None:
+            severity = _cached_level_severity(level)
         if severity >= ERROR_LEVEL_MIN_SEVERITY:
             error_burst = self._update_error_rate(svc, timestamp, window_short, window_long)
             if error_burst is not None:
-                keep_unusual *= 1.0 - clamp01(cfg.weight_error_burst * error_burst.strength)
-                if cfg.weight_error_burst * error_burst.strength >= min_strength:
+                weighted = cfg.weight_error_burst * error_burst.strength
+                keep_unusual *= 1.0 - (0.0 if weighted <= 0.0 else 1.0 if weighted >= 1.0 else weighted)
+                if weighted >= min_strength:
                     reasons.append(error_burst)
 
         content, words = error_content_strength(message)
         if words:
             weighted = cfg.weight_content * content
-            keep_bad *= 1.0 - clamp01(weighted)
+            keep_bad *= 1.0 - (0.0 if weighted <= 0.0 else 1.0 if weighted >= 1.0 else weighted)
             if weighted >= min_strength:
                 reasons.append(Reason(ERROR_CONTENT, content, "words: " + ", ".join(words)))
         if severity > 0.0:
             weighted = cfg.weight_level * severity
-            keep_bad *= 1.0 - clamp01(weighted)
+            keep_bad *= 1.0 - (0.0 if weighted <= 0.0 else 1.0 if weighted >= 1.0 else weighted)
             if weighted >= min_strength:
                 reasons.append(Reason(SEVERE_LEVEL, severity, f"level {level}"))
 
         # Count the line.
         stats.frequency += 1.0
-        stats.frequency_at = svc.lines + 1
-        svc.total = svc.total * self._line_decay + 1.0
-        svc.lines += 1
-        if len(svc.templates) > cfg.max_templates_per_service:
+        stats.frequency_at = lines + 1
+        svc.total = seen_lines * self._line_decay + 1.0
+        svc.lines = lines + 1
+        if len(templates) > cfg.max_templates_per_service:
             self._evict_templates(svc)
-        return LogScore(self._fuse(clamp01(1.0 - keep_unusual), clamp01(1.0 - keep_bad)), tuple(reasons))
+        # clamp01 of both, written out
+        unusual = 1.0 - keep_unusual
+        unusual = 0.0 if unusual <= 0.0 else 1.0 if unusual >= 1.0 else unusual
+        bad = 1.0 - keep_bad
+        bad = 0.0 if bad <= 0.0 else 1.0 if bad >= 1.0 else bad
+        return LogScore(self._fuse(unusual, bad), tuple(reasons))
 
     def _fuse(self, unusual: float, bad: float) -> float:
-        """Unusual-and-bad outranks either alone.
+        """Unusual-and-bad outranks either alone:
+        noisy_or([(1, unusual * (unusual_alone + (1 - unusual_alone) * bad)), (bad_alone, bad)]),
+        written out with the same float operations in the same order.
 
         Why: a new INFO template (a deploy) and a routine ERROR line (a known flaky probe) are
         both common in healthy systems; what operators want first is what is new *and* bad.
         """
-        cfg = self.config
-        gated = unusual * (cfg.unusual_alone + (1.0 - cfg.unusual_alone) * bad)
-        return noisy_or([(1.0, gated), (cfg.bad_alone, bad)])
+        gated = unusual * (self._unusual_alone + self._bad_share * bad)
+        weighted = 1.0 * gated
+        keep = 1.0 - (0.0 if weighted <= 0.0 else 1.0 if weighted >= 1.0 else weighted)
+        weighted = self.config.bad_alone * bad
+        keep *= 1.0 - (0.0 if weighted <= 0.0 else 1.0 if weighted >= 1.0 else weighted)
+        score = 1.0 - keep
+        return 0.0 if score <= 0.0 else 1.0 if score >= 1.0 else score
 
     def _update_error_rate(
         self, svc: _ServiceStats, timestamp: float, window_short: float, window_long: float
