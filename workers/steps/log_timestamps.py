@@ -26,6 +26,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
+from typing import cast
 
 YEARLESS_FUTURE_TOLERANCE = timedelta(days=7)
 # seconds-since-epoch below this are plausible seconds; above, a finer unit
@@ -144,19 +145,49 @@ def _strptime_cached(text: str, pattern: str) -> datetime | None:
         return None
 
 
+# (text, pattern, zone) -> (reference year, lowest reference, reference bound, result) of a
+# year-less timestamp: the result holds for every reference in the same local year with
+# lowest <= reference < bound (see _yearless), so lines of one second decode once.
+_YearlessHit = tuple[int, datetime, datetime | None, datetime]
+_yearless_hits: dict[tuple[str, str, tzinfo], _YearlessHit] = {}
+# (text, formats, zone) -> result, for format lists that do not use the reference time
+_decoded: dict[tuple[str, tuple[str, ...], tzinfo], datetime | None] = {}
+_reference_free: dict[tuple[str, ...], bool] = {}  # formats -> no year-less pattern in it
+_MAX_CACHED = 16_384
+_MISSING = object()
+
+
 def _yearless(text: str, pattern: str, zone: tzinfo, reference: datetime) -> datetime | None:
+    key = (text, pattern, zone)
+    hit = _yearless_hits.get(key)
+    if hit is not None:
+        reference_local = reference.astimezone(zone)
+        year, lowest, bound, result = hit
+        # Both sides carry `zone` itself, so comparisons and differences are wall-clock ones,
+        # as in the loop below: `candidate - reference <= tolerance` is
+        # `reference >= candidate - tolerance`.
+        if reference_local.year == year and reference_local >= lowest and (
+                bound is None or reference_local < bound):
+            return result
     # 2000 is a leap year, so "Feb 29" parses; the real year is set below.
     parsed = _strptime_cached(f"2000 {text}", f"%Y {pattern}")
     if parsed is None:
         return None
     reference_local = reference.astimezone(zone)
+    bound = None  # the earliest reference at which a later year tried first would be taken
     for year in (reference_local.year, reference_local.year - 1, reference_local.year - 2):
         try:
             candidate = parsed.replace(year=year, tzinfo=zone)
         except ValueError:  # Feb 29 outside a leap year
             continue
+        lowest = candidate - YEARLESS_FUTURE_TOLERANCE
         if candidate - reference_local <= YEARLESS_FUTURE_TOLERANCE:
-            return candidate.astimezone(UTC)
+            result = candidate.astimezone(UTC)
+            if len(_yearless_hits) >= _MAX_CACHED:
+                _yearless_hits.clear()
+            _yearless_hits[key] = (reference_local.year, lowest, bound, result)
+            return result
+        bound = lowest if bound is None else min(bound, lowest)
     return None
 
 
@@ -164,6 +195,8 @@ def clear_caches() -> None:
     """Forget memoised timestamps (benchmarks measure cold decoding with this)."""
     _parse_iso_naive_or_aware.cache_clear()
     _strptime_cached.cache_clear()
+    _yearless_hits.clear()
+    _decoded.clear()
 
 
 def parse_timestamp(
@@ -175,6 +208,26 @@ def parse_timestamp(
     """Decode ``text`` with the first of ``formats`` that fits; None when none does."""
     if not text:
         return None
+    reference_free = _reference_free.get(formats)
+    if reference_free is None:
+        reference_free = _reference_free[formats] = not any(
+            pattern.startswith("yearless:") for pattern in formats)
+    if not reference_free:
+        return _decode(text, formats, zone, reference)
+    # Many lines share a timestamp (one second, one format): decode each text once.
+    key = (text, formats, zone)
+    decoded = _decoded.get(key, _MISSING)
+    if decoded is _MISSING:
+        decoded = _decode(text, formats, zone, None)
+        if len(_decoded) >= _MAX_CACHED:
+            _decoded.clear()
+        _decoded[key] = decoded
+    return cast("datetime | None", decoded)
+
+
+def _decode(
+    text: str, formats: tuple[str, ...], zone: tzinfo, reference: datetime | None
+) -> datetime | None:
     for pattern in formats:
         parsed: datetime | None
         if pattern == "iso8601":
