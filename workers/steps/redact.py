@@ -148,15 +148,22 @@ class RedactionRules:
         )
 
     def _triggered(self, text: str) -> list[RedactionRule]:
-        lowered = text.lower()
-        hit: set[int] = set()
-        if self._any_literal is not None and self._any_literal.search(lowered) is not None:
-            for literal, indexes in self._literal_rules:
-                if literal in lowered:
-                    hit.update(indexes)
+        # Most texts trigger nothing: no set is built for them.
+        hit: set[int] | None = None
+        if self._any_literal is not None:
+            lowered = text.lower()
+            if self._any_literal.search(lowered) is not None:
+                hit = set()
+                for literal, indexes in self._literal_rules:
+                    if literal in lowered:
+                        hit.update(indexes)
         for trigger_regex, index in self._regex_rules:
-            if index not in hit and trigger_regex.search(text) is not None:
+            if (hit is None or index not in hit) and trigger_regex.search(text) is not None:
+                if hit is None:
+                    hit = set()
                 hit.add(index)
+        if not hit:
+            return []
         return [self.rules[index] for index in sorted(hit)]
 
     @classmethod
@@ -224,8 +231,9 @@ class RedactionRules:
                 found.append(kind)
                 continue
             redacted[name], kinds = self.redact(value)
-            found.extend(kinds)
-        return redacted, tuple(dict.fromkeys(found))
+            if kinds:
+                found.extend(kinds)
+        return redacted, (tuple(dict.fromkeys(found)) if found else ())
 
 
 @lru_cache(maxsize=1)
