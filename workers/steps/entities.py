@@ -38,6 +38,7 @@ from typing import Any, cast
 
 import spacy
 from spacy.language import Language
+from spacy.matcher import Matcher
 from spacy.pipeline import SpanRuler
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
@@ -235,6 +236,82 @@ class _TokenClasses:
         self.representatives.clear()
 
 
+class _Joins:
+    """Whether one match of the patterns can cover two adjacent tokens, by their classes.
+
+    Why: where no match can cover a token and the next, a doc splits into pieces the ruler
+    can run on apart, and pieces ("from <IP> port <n>") recur across far more lines than
+    whole lines do. Two tokens can be in one match only if some pattern has a token spec
+    the first satisfies followed by one the second satisfies (directly, past optional specs,
+    or a repeat of a ``*``/``+`` spec); satisfying is asked of spaCy itself, on each class's
+    representative, with SPACY conditions left out (so the answer errs towards "joined").
+    A quantifier other than ?, * and + joins everything: no splitting, never wrong.
+    """
+
+    def __init__(self, nlp: Language, patterns: Iterable[dict[str, Any]], classes: _TokenClasses) -> None:
+        self.split = True
+        self._classes = classes
+        self._vocab = nlp.vocab
+        self._matcher = Matcher(nlp.vocab)
+        self._spec_of: dict[int, int] = {}  # match id -> spec index
+        follows: list[set[int]] = []  # spec index -> specs that may come next in a match
+        for entry in patterns:
+            pattern = entry["pattern"]
+            tokens = ([{"ORTH": token.text} for token in nlp.make_doc(pattern)]
+                      if isinstance(pattern, str) else pattern)
+            first = len(follows)
+            ops = [str(token.get("OP", "")) for token in tokens]
+            if any(op not in ("", "?", "*", "+") for op in ops):
+                self.split = False
+            for offset, token in enumerate(tokens):
+                index = first + offset
+                follows.append({index} if ops[offset] in ("*", "+") else set())
+                spec = {key: value for key, value in token.items() if key.upper() not in _CONTEXT_KEYS}
+                self._matcher.add(f"spec{index}", [[spec]])
+                self._spec_of[self._vocab.strings[f"spec{index}"]] = index
+            for offset in range(len(tokens)):
+                for later in range(offset + 1, len(tokens)):
+                    follows[first + offset].add(first + later)
+                    if ops[later] not in ("?", "*"):
+                        break  # a required spec: nothing beyond it comes next
+        self._follows = follows
+        self._satisfied: dict[int, frozenset[int]] = {}  # class id -> specs its words satisfy
+        self._joined: dict[tuple[int, int], bool] = {}
+
+    def _specs(self, class_id: int) -> frozenset[int]:
+        specs = self._satisfied.get(class_id)
+        if specs is None:
+            doc = Doc(self._vocab, words=[self._classes.representatives[class_id]], spaces=[False])
+            specs = self._satisfied[class_id] = frozenset(
+                self._spec_of[match_id] for match_id, _, _ in self._matcher(doc))
+        return specs
+
+    def joined(self, left: int, right: int) -> bool:
+        """Whether a match may cover a token of class `left` and the next, of class `right`."""
+        pair = (left, right)
+        joined = self._joined.get(pair)
+        if joined is None:
+            after = self._specs(right)
+            joined = self._joined[pair] = not self.split or any(
+                not after.isdisjoint(self._follows[spec]) for spec in self._specs(left))
+        return joined
+
+    def pieces(self, key: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
+        """(first token, class sequence) of each piece of `key` no match crosses."""
+        out = []
+        start = 0
+        for index in range(1, len(key)):
+            if not self.joined(key[index - 1] >> 1, key[index] >> 1):
+                out.append((start, key[start:index]))
+                start = index
+        out.append((start, key[start:]))
+        return out
+
+    def clear(self) -> None:
+        self._satisfied.clear()
+        self._joined.clear()
+
+
 # --- value checks run on the real text -----------------------------------------------
 
 Candidate = tuple[str, int, int, str]  # label, start, end, check name ("" = none)
@@ -356,7 +433,7 @@ class EntityExtractor:
         self.cache_misses = 0
         self.ruler_runs = 0  # docs the spaCy pipeline actually ran on
         self._cache: OrderedDict[str, _ShapePlan] = OrderedDict()
-        # class sequence -> (label, first token, token after the last, check) of its matches
+        # piece's class sequence -> (label, first token, token after the last, check) of its matches
         self._runs: dict[tuple[int, ...], tuple[Candidate, ...]] = {}
         self._trim: dict[str, tuple[int | None, int | None, str]] = {}
         self._priority: dict[str, int] = {}
@@ -367,6 +444,7 @@ class EntityExtractor:
             (token.text for entry in patterns if isinstance(entry["pattern"], str)
              for token in self.nlp.make_doc(entry["pattern"])),
         )
+        self._joins = _Joins(self.nlp, patterns, self._classes)
 
     def _build_pipeline(self, patterns: list[dict[str, Any]]) -> Language:
         nlp = spacy.blank("en")
@@ -439,22 +517,27 @@ class EntityExtractor:
         return results
 
     def _plan(self, shapes: Sequence[str]) -> dict[str, _ShapePlan]:
-        """Plans of new shapes; the ruler runs only on class sequences not seen before."""
-        classes = self._classes
+        """Plans of new shapes; the ruler runs only on pieces of class sequences not seen
+        before (see `_TokenClasses` and `_Joins`)."""
+        classes, joins, runs = self._classes, self._joins, self._runs
         tokens = [split_tokens(shape) for shape in shapes]
-        keys = [classes.key(words, spaces) for words, spaces in tokens]
-        runs = self._runs
-        unseen = [key for key in dict.fromkeys(keys) if key not in runs]
+        pieces = [joins.pieces(classes.key(words, spaces)) for words, spaces in tokens]
+        unseen = [piece for piece in dict.fromkeys(
+            piece for shape_pieces in pieces for _, piece in shape_pieces) if piece not in runs]
         self.ruler_runs += len(unseen)
-        docs = self.nlp.pipe((classes.doc(self.nlp.vocab, key) for key in unseen), batch_size=self.batch_size)
-        found = {key: tuple(self._token_candidates(doc)) for key, doc in zip(unseen, docs, strict=True)}
+        docs = self.nlp.pipe((classes.doc(self.nlp.vocab, piece) for piece in unseen), batch_size=self.batch_size)
+        found = {piece: tuple(self._token_candidates(doc)) for piece, doc in zip(unseen, docs, strict=True)}
         plans = {}
-        for shape, (words, spaces), key in zip(shapes, tokens, keys, strict=True):
-            matches = found.get(key)
-            if matches is None:
-                matches = found[key] = runs[key]
+        for shape, (words, spaces), shape_pieces in zip(shapes, tokens, pieces, strict=True):
+            matches: list[Candidate] = []
+            for first, piece in shape_pieces:
+                piece_matches = found.get(piece)
+                if piece_matches is None:
+                    piece_matches = found[piece] = runs[piece]
+                matches.extend((label, first + start, first + stop, check)
+                               for label, start, stop, check in piece_matches)
             plans[shape] = _ShapePlan(shape, _in_characters(matches, words, spaces))
-        runs.update((key, found[key]) for key in unseen)
+        runs.update((piece, found[piece]) for piece in unseen)
         while len(runs) > self.cache_size:
             del runs[next(iter(runs))]  # oldest first
         return plans
@@ -472,6 +555,7 @@ class EntityExtractor:
         self._cache.clear()
         self._runs.clear()
         self._classes.clear()
+        self._joins.clear()
         self.cache_hits = self.cache_misses = self.ruler_runs = 0
 
     def extract(self, text: str) -> list[Entity]:
