@@ -41,7 +41,15 @@ from datetime import UTC, datetime
 from itertools import pairwise
 
 from neo4j import AsyncDriver, AsyncGraphDatabase, AsyncTransaction
-from neo4j.exceptions import ClientError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired, TransientError
+from neo4j.exceptions import (
+    ClientError,
+    DatabaseError,
+    DriverError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
 
 from schemas.records import EnrichedRecord, LogRecord
 from sinks.base import Batch, Decision, Position, RecordRejected, RetriableError, decide, log_records_of
@@ -238,7 +246,8 @@ async def _merge(tx: AsyncTransaction, records: Sequence[LogRecord]) -> None:
 
 def _as_sink_error(exc: Exception, records: Sequence[EnrichedRecord]) -> Exception:
     """The writer's view of a driver error: retriable (the store), rejected (a record's content)."""
-    if isinstance(exc, (ServiceUnavailable, SessionExpired, TransientError, DriverError, OSError)):
+    # DatabaseError is the server failing (a full disk among its causes), not the records
+    if isinstance(exc, (ServiceUnavailable, SessionExpired, TransientError, DatabaseError, DriverError, OSError)):
         return RetriableError(f"neo4j: {exc.__class__.__name__}: {exc}")
     if isinstance(exc, ClientError):
         one = records[0].record_id if len(records) == 1 else None

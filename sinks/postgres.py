@@ -79,6 +79,17 @@ def entity_rows(record: LogRecord) -> list[tuple[object, ...]]:
 _ORIGIN = ("ts", "record_id", "origin_topic", "origin_partition", "origin_offset")
 
 
+# Errors about the server, not the rows: retried with backoff while the position stays put.
+# Class 53 is disk full, out of memory, too many connections; 25006 a primary that failed over
+# to a read-only standby; 57P an operator's shutdown.
+STORE_ERRORS = (
+    OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InsufficientResourcesError, asyncpg.exceptions.ReadOnlySQLTransactionError,
+)
+
+
 @dataclass(frozen=True)
 class _Table:
     name: str
@@ -219,9 +230,7 @@ class PostgresSink:
                 return True
         except asyncpg.DataError as exc:
             raise RecordRejected(_rejected_id(exc, batch), f"postgres: {exc.__class__.__name__}: {exc}") from exc
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.SerializationError,
-                asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.CannotConnectNowError) as exc:
+        except STORE_ERRORS as exc:
             raise RetriableError(f"postgres: {exc.__class__.__name__}: {exc}") from exc
 
     async def committed_offsets(

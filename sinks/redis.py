@@ -30,8 +30,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import (
+    BusyLoadingError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+    WatchError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.records import EnrichedRecord, EventRecord, MetricRecord, subject_of
@@ -45,6 +54,20 @@ from sinks.base import (
     decide,
     first_emissions,
 )
+
+# The server refuses writes for a while, not because of the records: out of memory under
+# `maxmemory` with noeviction, a replica that became read-only, loading its dataset, or unable
+# to persist (MISCONF: typically a full disk). Retried with backoff; the position does not move.
+_STORE_REFUSES = (OutOfMemoryError, ReadOnlyError, BusyLoadingError, MasterDownError, TryAgainError)
+
+
+def store_error(exc: BaseException) -> RetriableError | None:
+    """The retriable view of a Redis error that is about the server, None for any other error."""
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError, *_STORE_REFUSES)) or (
+            isinstance(exc, ResponseError) and "MISCONF" in str(exc)):
+        return RetriableError(f"redis: {exc.__class__.__name__}: {exc}")
+    return None
+
 
 # Replace a "latest" hash only with a newer one (by event time): partitions and replays can
 # deliver an older record after a newer one. KEYS[1] the hash; ARGV[1] event time (ms),
@@ -108,8 +131,10 @@ class RedisSink:
                 return True
         except WatchError as exc:
             raise RetriableError(f"redis: position of {batch.topic}[{batch.partition}] moved under us") from exc
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise RetriableError(f"redis: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            if (retriable := store_error(exc)) is None:
+                raise  # a command the server rejects for its content: a bug here, not a pause
+            raise retriable from exc
 
     def _apply(self, pipe: aioredis.client.Pipeline, record: EnrichedRecord) -> None:
         if record.anomaly_score >= self.anomaly_threshold:
@@ -193,8 +218,10 @@ class RedisSink:
                 for record in records:
                     self._apply(pipe, record)
                 await pipe.execute()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise RetriableError(f"redis: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            if (retriable := store_error(exc)) is None:
+                raise  # a command the server rejects for its content: a bug here, not a pause
+            raise retriable from exc
 
     async def close(self) -> None:
         if self._client is not None:
