@@ -38,7 +38,15 @@ from schemas.records import EventRecord, LogRecord, MetricRecord, Origin
 from schemas.topology import Topology, load_topology
 from workers.dlq import dlq_headers, dlq_topic
 from workers.logs import get_logger
-from workers.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_OUT, RECORDS_REFETCHED, RECORDS_REPLAYED
+from workers.metrics import (
+    DEAD_LETTERS,
+    RECORDS_IN,
+    RECORDS_OUT,
+    RECORDS_REFETCHED,
+    RECORDS_REPLAYED,
+    STAGE_BATCH_RECORDS,
+    STAGE_BATCH_SECONDS,
+)
 from workers.pipeline import LogEnricher, RawLine, Rejected, not_applied, processing_error
 from workers.pipeline_events import EventEnricher
 from workers.pipeline_metrics import MetricEnricher
@@ -320,6 +328,8 @@ def _agent(stage: str, enrichers: PartitionEnrichers, sender: OutputSender, enri
                     Origin(topic=message.topic, partition=message.partition, offset=message.offset),
                     message.value, int(message.timestamp * 1000) if message.timestamp else None))
             RECORDS_IN.labels(stage).inc(len(events))
+            STAGE_BATCH_RECORDS.labels(stage).observe(len(events))
+            started = time.perf_counter()
             deliveries, saves = [], []
             for partition, batch in by_partition.items():
                 enricher = enrichers.get(partition)
@@ -338,8 +348,13 @@ def _agent(stage: str, enrichers: PartitionEnrichers, sender: OutputSender, enri
                 saves.append(partition)
             # Outputs first, then the state that says they were applied, all before the batch is
             # acked (when this body returns): a saved state never covers an undelivered output.
+            enriched_at = time.perf_counter()
             await asyncio.gather(*deliveries)
+            delivered_at = time.perf_counter()
             await asyncio.gather(*(delivery for partition in saves for delivery in enrichers.save(partition)))
+            STAGE_BATCH_SECONDS.labels(stage, "enrich").observe(enriched_at - started)
+            STAGE_BATCH_SECONDS.labels(stage, "deliver").observe(delivered_at - enriched_at)
+            STAGE_BATCH_SECONDS.labels(stage, "save_state").observe(time.perf_counter() - delivered_at)
 
     return process
 

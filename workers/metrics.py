@@ -24,6 +24,14 @@ RECORDS_REPLAYED = Counter(
     "polaris_stage_records_replayed_total",
     "Records re-read after a crash or rebalance that the stage's state had already applied (dropped).", ["stage"]
 )
+STAGE_BATCH_RECORDS = Histogram(
+    "polaris_stage_batch_records", "Records in one batch a stage took from its stream.", ["stage"],
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500),
+)
+STAGE_BATCH_SECONDS = Histogram(
+    "polaris_stage_batch_seconds", "Time to process one batch: enrich, deliver outputs, save state.",
+    ["stage", "step"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 SINK_RECORDS = Counter(
     "polaris_sink_records_written_total", "Records a sink committed to its store.", ["sink"]
 )
