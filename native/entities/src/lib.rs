@@ -1,0 +1,1 @@
+//! The entities step (see workers/steps/ for the Python reference).

@@ -1,0 +1,1 @@
+//! The miner step (see workers/steps/ for the Python reference).

@@ -1,0 +1,1 @@
+//! The parse step (see workers/steps/ for the Python reference).

@@ -1,0 +1,20 @@
+//! `polaris_native`: the Python extension module over the step crates. Each step's
+//! bindings live in their own file and add themselves to the module in `register`.
+use pyo3::prelude::*;
+
+mod entities;
+mod miner;
+mod parse;
+mod redact;
+mod score;
+
+#[pymodule]
+fn polaris_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    parse::register(m)?;
+    redact::register(m)?;
+    miner::register(m)?;
+    score::register(m)?;
+    entities::register(m)?;
+    Ok(())
+}

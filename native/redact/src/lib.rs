@@ -1,0 +1,1 @@
+//! The redact step (see workers/steps/ for the Python reference).

@@ -1,0 +1,1 @@
+//! The score step (see workers/steps/ for the Python reference).
