@@ -2,6 +2,7 @@
 //! bindings live in their own file and add themselves to the module in `register`.
 use pyo3::prelude::*;
 
+mod chain;
 mod entities;
 mod miner;
 mod parse;
@@ -16,5 +17,6 @@ fn polaris_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     miner::register(m)?;
     score::register(m)?;
     entities::register(m)?;
+    chain::register(m)?;
     Ok(())
 }

@@ -1,0 +1,220 @@
+//! The log chain's own pieces, outside any step: turning a raw Kafka value into text (or a
+//! dead-letter reason), the record id of a raw position, and the enriched record written as
+//! the JSON that `schemas.records.LogRecord.model_dump_json()` gives, byte for byte, so the
+//! sink tier cannot tell which implementation produced it.
+
+use blake2::digest::{Update, VariableOutput};
+use blake2::Blake2bVar;
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+/// A larger "line" is a shipper bug, not a log record (workers.pipeline.MAX_LINE_BYTES).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Why a raw value is dead-lettered before any step sees it, and whether the DLQ record
+/// keeps the value (a too-large one is not copied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: String,
+    pub keep_value: bool,
+}
+
+fn is_ascii_space(byte: u8) -> bool {
+    // bytes.strip() strips exactly these
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// The text of a raw value, as `workers.pipeline.decode` makes it.
+pub fn decode(value: Option<&[u8]>) -> Result<&str, Rejection> {
+    let value = match value {
+        Some(v) if !v.iter().all(|b| is_ascii_space(*b)) => v,
+        _ => return Err(Rejection { reason: "empty: the message has no text".into(), keep_value: true }),
+    };
+    if value.len() > MAX_LINE_BYTES {
+        return Err(Rejection {
+            reason: format!("too_large: {} bytes > {}", value.len(), MAX_LINE_BYTES),
+            keep_value: false,
+        });
+    }
+    let text = std::str::from_utf8(value).map_err(|e| Rejection {
+        reason: format!("not_utf8: invalid byte at position {}", e.valid_up_to()),
+        keep_value: true,
+    })?;
+    if text.contains('\0') {
+        return Err(Rejection { reason: "binary: the message holds NUL bytes".into(), keep_value: true });
+    }
+    Ok(text)
+}
+
+/// `schemas.records.record_id_for`: blake2b-96 of "topic/partition/offset".
+pub fn record_id_for(topic: &str, partition: i64, offset: i64) -> String {
+    let mut hasher = Blake2bVar::new(12).expect("12 is a valid blake2b output size");
+    hasher.update(format!("{topic}/{partition}/{offset}").as_bytes());
+    let mut digest = [0u8; 12];
+    hasher.finalize_variable(&mut digest).expect("buffer has the output size");
+    let mut id = String::with_capacity(26);
+    id.push_str("r-");
+    for byte in digest {
+        let _ = write!(id, "{byte:02x}");
+    }
+    id
+}
+
+/// The parts of an enriched log record, borrowed from the steps' outputs.
+pub struct LogRecordParts<'a> {
+    pub record_id: &'a str,
+    pub topic: &'a str,
+    pub partition: i64,
+    pub offset: i64,
+    pub timestamp_us: i64,
+    pub format: &'a str,
+    pub level: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub service: Option<&'a str>,
+    pub message: &'a str,
+    pub fields: &'a [(String, String)],
+    pub template: Option<&'a str>,
+    pub template_id: Option<&'a str>,
+    pub entities: &'a [(&'a str, &'a str)],
+    pub category: Option<&'a str>,
+    pub severity: Option<i64>,
+    pub redacted: &'a [String],
+    pub anomaly_score: f64,
+    pub anomaly_reason: Option<&'a str>,
+}
+
+fn push_str(out: &mut Vec<u8>, value: &str) {
+    // serde_json escapes as pydantic-core does: \" \\ \n \r \t \b \f, other controls as \u00XX
+    serde_json::to_writer(&mut *out, value).expect("writing to memory cannot fail");
+}
+
+fn push_opt(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        Some(v) => push_str(out, v),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A float as pydantic-core writes it: the shortest round-trip digits, never an exponent,
+/// and always a decimal point ("0.0001", "1.0").
+fn push_float(out: &mut Vec<u8>, value: f64) {
+    let mut text = String::with_capacity(24);
+    let _ = write!(text, "{value}");
+    if !text.contains(['.', 'e', 'N', 'i']) {
+        text.push_str(".0");
+    }
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// An aware UTC datetime as pydantic writes it: microseconds only when not zero.
+pub fn push_timestamp(out: &mut Vec<u8>, timestamp_us: i64) {
+    let seconds = timestamp_us.div_euclid(1_000_000);
+    let micros = timestamp_us.rem_euclid(1_000_000);
+    match chrono::DateTime::from_timestamp(seconds, 0) {
+        Some(at) => {
+            let _ = write!(out, "\"{}", at.format("%Y-%m-%dT%H:%M:%S"));
+            if micros != 0 {
+                let _ = write!(out, ".{micros:06}");
+            }
+            out.extend_from_slice(b"Z\"");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `LogRecord(...).model_dump_json()`.
+pub fn log_record_json(r: &LogRecordParts<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512 + r.message.len() * 2);
+    out.extend_from_slice("{\"kind\":\"log\",\"record_id\":".as_bytes());
+    push_str(&mut out, r.record_id);
+    out.extend_from_slice(",\"origin\":{\"topic\":".as_bytes());
+    push_str(&mut out, r.topic);
+    let _ = write!(out, ",\"partition\":{},\"offset\":{}}},\"timestamp\":", r.partition, r.offset);
+    push_timestamp(&mut out, r.timestamp_us);
+    out.extend_from_slice(",\"format\":".as_bytes());
+    push_str(&mut out, r.format);
+    out.extend_from_slice(",\"level\":".as_bytes());
+    push_opt(&mut out, r.level);
+    out.extend_from_slice(",\"host\":".as_bytes());
+    push_opt(&mut out, r.host);
+    out.extend_from_slice(",\"service\":".as_bytes());
+    push_opt(&mut out, r.service);
+    out.extend_from_slice(",\"message\":".as_bytes());
+    push_str(&mut out, r.message);
+    out.extend_from_slice(",\"fields\":{".as_bytes());
+    for (i, (key, value)) in r.fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_str(&mut out, key);
+        out.push(b':');
+        push_str(&mut out, value);
+    }
+    out.extend_from_slice("},\"template\":".as_bytes());
+    push_opt(&mut out, r.template);
+    out.extend_from_slice(",\"template_id\":".as_bytes());
+    push_opt(&mut out, r.template_id);
+    out.extend_from_slice(",\"entities\":[".as_bytes());
+    for (i, (label, text)) in r.entities.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice("{\"label\":".as_bytes());
+        push_str(&mut out, label);
+        out.extend_from_slice(",\"text\":".as_bytes());
+        push_str(&mut out, text);
+        out.push(b'}');
+    }
+    out.extend_from_slice("],\"category\":".as_bytes());
+    push_opt(&mut out, r.category);
+    out.extend_from_slice(",\"severity\":".as_bytes());
+    match r.severity {
+        Some(s) => {
+            let _ = write!(out, "{s}");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(",\"redacted\":[".as_bytes());
+    for (i, kind) in r.redacted.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_str(&mut out, kind);
+    }
+    out.extend_from_slice("],\"anomaly_score\":".as_bytes());
+    push_float(&mut out, r.anomaly_score);
+    out.extend_from_slice(",\"anomaly_reason\":".as_bytes());
+    push_opt(&mut out, r.anomaly_reason);
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ids_match_python() {
+        // schemas.records.record_id_for("raw.logs", 0, 7)
+        assert_eq!(record_id_for("raw.logs", 0, 7).len(), 26);
+    }
+
+    #[test]
+    fn decode_rejects_like_python() {
+        assert_eq!(decode(Some(b" \t\n")).unwrap_err().reason, "empty: the message has no text");
+        assert_eq!(decode(Some(b"ab\xffc")).unwrap_err().reason, "not_utf8: invalid byte at position 2");
+        assert_eq!(decode(Some(b"a\0b")).unwrap_err().reason, "binary: the message holds NUL bytes");
+        assert_eq!(decode(Some(b"ok")).unwrap(), "ok");
+    }
+
+    #[test]
+    fn floats_and_times_as_pydantic() {
+        let mut s = Vec::new();
+        push_float(&mut s, 1.0);
+        s.push(b' ');
+        push_float(&mut s, 0.0001);
+        s.push(b' ');
+        push_timestamp(&mut s, 1_420_167_845_000_120);
+        assert_eq!(s, b"1.0 0.0001 \"2015-01-02T03:04:05.000120Z\"");
+    }
+}
