@@ -50,6 +50,7 @@ from workers.metrics import (
 from workers.pipeline import LogEnricher, RawLine, Rejected, not_applied, processing_error
 from workers.pipeline_events import EventEnricher
 from workers.pipeline_metrics import MetricEnricher
+from workers.pipeline_native import EncodedLogRecord, NativeLogEnricher, require_native
 from workers.settings import Settings
 from workers.steps.entities import EntityExtractor
 from workers.worker_registry import registered_metrics
@@ -61,7 +62,7 @@ METRIC_STATE_TABLE = "metric-state"
 EVENT_STATE_TABLE = "event-state"
 log = get_logger(__name__)
 
-Output = LogRecord | MetricRecord | EventRecord | Rejected
+Output = LogRecord | EncodedLogRecord | MetricRecord | EventRecord | Rejected
 
 
 class Enricher(Protocol):
@@ -153,7 +154,8 @@ class WholeStateEnrichers(PartitionEnrichers):
         return True
 
     def changes(self, enricher: Any, partition: int) -> dict[bytes, bytes | None]:
-        return {str(partition).encode(): json.dumps(enricher.state()).encode()}
+        state_json = getattr(enricher, "state_json", None)  # the native chain writes its own
+        return {str(partition).encode(): state_json() if state_json else json.dumps(enricher.state()).encode()}
 
 
 class SeriesStateEnrichers(PartitionEnrichers):
@@ -276,7 +278,8 @@ def build_app(settings: Settings) -> faust.App:
     sender = OutputSender(settings.kafka_bootstrap)  # one producer for every agent's outputs
     by_topic: dict[str, PartitionEnrichers] = {}
     kinds: dict[str, tuple[str, Callable[[Any], PartitionEnrichers]]] = {
-        LOG_STATE_TABLE: ("logs", lambda table: WholeStateEnrichers(table, _log_enricher_factory())),
+        LOG_STATE_TABLE: ("logs", lambda table: WholeStateEnrichers(
+            table, _log_enricher_factory(settings.process_native))),
         METRIC_STATE_TABLE: ("metrics", SeriesStateEnrichers),
         EVENT_STATE_TABLE: ("events", lambda table: WholeStateEnrichers(table, EventEnricher)),
     }
@@ -298,12 +301,16 @@ def build_app(settings: Settings) -> faust.App:
     return app
 
 
-def _log_enricher_factory() -> Callable[[], LogEnricher]:
+def _log_enricher_factory(native: bool) -> Callable[[], LogEnricher | NativeLogEnricher]:
+    if native:
+        require_native()  # fail at start, naming the fix, not at the first record
     extractor: list[EntityExtractor] = []  # shared by partitions: it holds no per-partition state
 
-    def new() -> LogEnricher:
+    def new() -> LogEnricher | NativeLogEnricher:
         if not extractor:
             extractor.append(EntityExtractor())
+        if native:
+            return NativeLogEnricher(extractor=extractor[0])
         return LogEnricher(extractor=extractor[0])
     return new
 
@@ -423,6 +430,8 @@ async def _send_all(stage: str, sender: OutputSender, enriched: str, dead: str, 
             log.warning("raw record dead-lettered", reason=result.reason, topic=result.origin.topic,
                         partition=result.origin.partition, offset=result.origin.offset)
             rejected.append((None, result.value or b"", dlq_headers(result.origin, stage, result.reason)))
+        elif isinstance(result, EncodedLogRecord):
+            records.append((result.record_id.encode(), result.json, []))
         else:
             records.append((result.record_id.encode(), result.model_dump_json().encode(), []))
     RECORDS_OUT.labels(stage).inc(len(records))

@@ -36,7 +36,7 @@ from workers.steps.score_logs import LogScorerConfig
 try:
     import polaris_native
 except ImportError:  # pragma: no cover - exercised only without the native build
-    polaris_native = None
+    polaris_native = None  # type: ignore[assignment]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -250,7 +250,8 @@ class NativeLogEnricher:
 
     def state(self) -> dict[str, Any]:
         """The same document as `LogEnricher.state()`."""
-        return json.loads(self.state_json())
+        state: dict[str, Any] = json.loads(self.state_json())
+        return state
 
     def state_json(self) -> bytes:
         """`json.dumps(state())`, made without building the state in Python."""

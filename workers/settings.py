@@ -82,6 +82,9 @@ class Settings(BaseSettings):
                                    description="Kafka consumer group of each sink worker: <prefix>-<sink>")
     process_state_save_interval_s: float = Field(
         1.0, ge=0, description="process tier: write each partition's detector state at most every N seconds")
+    process_native: bool = Field(
+        True, description="process tier: run the log chain on the native hot path (polaris_native, "
+                          "built by scripts/build-native); false runs the Python steps")
     process_commit_every: int = Field(1000, ge=1, description="process tier: commit source offsets every N records")
     process_commit_interval_s: float = Field(1.0, gt=0, description="process tier: ... or every N seconds")
     metrics_port: int = Field(9300, ge=0, lt=65536, description="Worker /metrics port (0 = any free port)")

@@ -235,7 +235,7 @@ def test_the_python_tests_are_all_shadowed() -> None:
 def synthetic_lines(count: int, seed: int) -> list[Line]:
     rng = random.Random(seed)
     levels = [None, "", "INFO", "info", "WARN", " warning ", "ERROR", "err", "E", "FATAL", "panic",
-              "SEVERE", "crıt", "weird", "W"]
+              "SEVERE", "cr\u0131t", "weird", "W"]
     messages = [
         "ok", "request served in 12 ms", "Exception in thread main", "panic: oops", "x" * 2500,
         "connection refused by upstream; retry timed out", "could not open file: permission denied",
@@ -286,7 +286,7 @@ def test_every_error_word_in_any_case_and_context() -> None:
             messages.append(form)
     rng = random.Random(1)
     for _ in range(3000):
-        messages.append(" ".join(rng.choice(words + ["ok", "x", "-", "\u00e9"]) for _ in range(rng.randrange(1, 8))))
+        messages.append(" ".join(rng.choice([*words, "ok", "x", "-", "\u00e9"]) for _ in range(rng.randrange(1, 8))))
     # Look-alikes of i, k and s in every place they can stand in a word, followed by a word
     # their match would swallow.
     for word in words:
@@ -339,7 +339,7 @@ def test_level_severity_of_every_level_spelling() -> None:
     levels += [key.lower() for key in LEVEL_SEVERITY] + [key.title() for key in LEVEL_SEVERITY]
     # Characters whose upper case is ASCII, in every place where that upper case stands.
     ascii_upper = [c for c in _all_characters() if not c.isascii() and c.upper().isascii()]
-    assert ascii_upper  # "ı", "ſ", ligatures...
+    assert ascii_upper  # dotless i, long s, ligatures...
     for key in LEVEL_SEVERITY:
         for c in ascii_upper:
             if c.upper() in key:

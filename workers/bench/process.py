@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,20 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas.records import Origin
 from workers.evals import SHARED_DATA
 from workers.pipeline import LogEnricher, RawLine
+from workers.pipeline_native import (
+    NativeLogEnricher,
+    Reference,
+    native_catalog_json,
+    native_rules_json,
+    native_scorer_json,
+    require_native,
+)
 from workers.settings import get_settings
 from workers.steps.classify import Classification, classify
 from workers.steps.entities import EntityExtractor
-from workers.steps.parse import parse_line
+from workers.steps.parse import default_parser, parse_line
 from workers.steps.redact import default_rules
-from workers.steps.score_logs import LogAnomalyScorer
+from workers.steps.score_logs import LogAnomalyScorer, LogScorerConfig
 from workers.steps.templates import TemplateMiner
 
 BATCH = 1000
@@ -78,12 +87,58 @@ def step_rates(lines: Sequence[bytes]) -> list[dict[str, Any]]:
     results.append(_rate("score", len(messages), lambda: [
         scorer.update(p.service or "x", t, p.level, m, float(i)) for i, (p, t, m) in enumerate(
             zip(parsed, ids, messages, strict=True))]))
-    enricher = LogEnricher()
-    raws = [RawLine(Origin(topic="bench", partition=0, offset=i), line) for i, line in enumerate(lines)]
-    results.append(_rate("chain (all steps, records built)", len(raws), lambda: [
-        enricher.enrich(raws[i:i + BATCH]) for i in range(0, len(raws), BATCH)]))
+    results += chain_rates("python", LogEnricher(extractor=extractor), lines)
+    results += native_step_rates(texts, messages, parsed, ids)
+    results += chain_rates("native", NativeLogEnricher(extractor=extractor), lines)
     results += embed_rates([m.template for m in matches])
     return results
+
+
+def chain_rates(implementation: str, enricher: LogEnricher | NativeLogEnricher,
+                lines: Sequence[bytes]) -> list[dict[str, Any]]:
+    """The whole chain, records built, twice over the same lines: "cold" has every line shape
+    new (spaCy plans each shape, the miner makes its groups), "warm" is a steady stream of
+    known shapes, as a running worker mostly sees."""
+    rows = []
+    for run, label in enumerate(("cold: shapes new", "warm: shapes seen")):
+        raws = [RawLine(Origin(topic="bench", partition=0, offset=run * len(lines) + i), line)
+                for i, line in enumerate(lines)]
+        rows.append(_rate(f"chain {implementation} ({label})", len(raws), partial(_enrich_all, enricher, raws)))
+    return rows
+
+
+def _enrich_all(enricher: LogEnricher | NativeLogEnricher, raws: Sequence[RawLine]) -> None:
+    for i in range(0, len(raws), BATCH):
+        enricher.enrich(raws[i:i + BATCH])
+
+
+def native_step_rates(texts: list[str], messages: list[str], parsed: Sequence[Any],
+                      ids: list[str]) -> list[dict[str, Any]]:
+    """The native steps alone (polaris_native), on the same inputs as the Python rows."""
+    native = require_native()
+    parser = native.LineParser(native_catalog_json(default_parser()))
+    redactor = native.Redactor(native_rules_json(default_rules()), default_rules())
+    miner, scorer = native.TemplateMiner(), native.LogScorer(native_scorer_json(LogScorerConfig()))
+    extractor = EntityExtractor()
+    plans = native.EntityPlans(extractor._priority, extractor.cache_size)
+    reference = Reference(default_parser(), default_rules(), extractor)
+    services = [p.service or p.host or "x" for p in parsed]
+    levels = [p.level for p in parsed]
+    batches = range(0, len(messages), BATCH)
+    plans.extract_batch(messages, reference.plan)  # plan every shape first: the warm path alone
+    return [
+        _rate("parse (native)", len(texts), lambda: [
+            parser.parse_batch(texts[i:i + BATCH], 0.0) for i in batches]),
+        _rate("redact (native)", len(messages), lambda: [
+            redactor.redact_batch(messages[i:i + BATCH]) for i in batches]),
+        _rate("template (native)", len(messages), lambda: [
+            miner.add_batch(messages[i:i + BATCH]) for i in batches]),
+        _rate("entities (native, warm shape cache)", len(messages), lambda: [
+            plans.extract_batch(messages[i:i + BATCH], reference.plan) for i in batches]),
+        _rate("score (native)", len(messages), lambda: [scorer.update_batch(
+            services[i:i + BATCH], ids[i:i + BATCH], levels[i:i + BATCH], messages[i:i + BATCH],
+            [float(n) for n in range(i, min(i + BATCH, len(messages)))]) for i in batches]),
+    ]
 
 
 def embed_rates(templates: Sequence[str]) -> list[dict[str, Any]]:
