@@ -106,7 +106,8 @@ def test_secrets_non_ascii_text_and_structured_fields_match() -> None:
         b"a line with no timestamp at all",
     ]
     batch = raws(lines, timestamp_ms=1_764_504_000_123)
-    python, native = run(LogEnricher(extractor=extractor()), batch), run(NativeLogEnricher(extractor=extractor()), batch)
+    python = run(LogEnricher(extractor=extractor()), batch)
+    native = run(NativeLogEnricher(extractor=extractor()), batch)
     assert_same(python, native)
     records = [LogRecord.model_validate_json(r) for r in native if isinstance(r, bytes)]
     assert len(records) == len(lines)

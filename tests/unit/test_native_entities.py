@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from workers.steps.entities import Candidate, Entity, EntityExtractor, shape_of
+from workers.pipeline_native import Reference
+from workers.steps.entities import Entity, EntityExtractor, shape_of
+from workers.steps.parse import default_parser
+from workers.steps.redact import default_rules
 
 polaris_native = pytest.importorskip("polaris_native")
 
@@ -41,15 +44,8 @@ class NativeEntityExtractor:
         self.plans = polaris_native.EntityPlans(
             self.python._priority, self.python.cache_size, Entity, shared_entities=shared_entities
         )
-
-    def _plan(self, shapes: list[str]) -> list[tuple[Candidate, ...]]:
-        python = self.python
-        if python.cache_size <= 0:
-            python.ruler_runs += len(shapes)
-            docs = python.nlp.pipe(shapes, batch_size=python.batch_size)
-            return [python._candidates(doc) for doc in docs]
-        plans = python._plan(shapes)
-        return [plans[shape].candidates for shape in shapes]
+        # What the chain hands spaCy: the candidates of the shapes no plan is cached for.
+        self._plan = Reference(default_parser(), default_rules(), self.python).plan
 
     def extract_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
         found: list[list[Entity]] = self.plans.extract_batch(list(texts), self._plan)
@@ -217,11 +213,7 @@ def test_tuples_without_an_entity_type() -> None:
     python = EntityExtractor()
     plans = polaris_native.EntityPlans(python._priority, python.cache_size)
     texts = unit_test_texts()
-
-    def plan(shapes: list[str]) -> list[tuple[Candidate, ...]]:
-        planned = python._plan(shapes)
-        return [planned[shape].candidates for shape in shapes]
-
+    plan = Reference(default_parser(), default_rules(), python).plan
     expected = [[(e.label, e.text, e.start, e.end) for e in line] for line in EntityExtractor().extract_batch(texts)]
     assert plans.extract_batch(texts, plan) == expected
 

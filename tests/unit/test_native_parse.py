@@ -16,7 +16,6 @@ import ast
 import json
 import random
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -25,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from workers.pipeline_native import native_catalog_json
 from workers.steps.parse import ParsedLine, Parser
 
 polaris_native = pytest.importorskip("polaris_native")
@@ -33,75 +33,9 @@ TESTS = Path(__file__).resolve().parent
 LOGHUB = TESTS.parents[2] / "shared" / "data" / "loghub"
 REFERENCE = datetime(2026, 1, 15, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 # -- the adapter (Python catalog -> native parser; native tuples -> ParsedLine) ---------------
-
-
-def _zone_spec(zone: tzinfo) -> str:
-    if isinstance(zone, ZoneInfo):
-        if zone.key is None:
-            raise ValueError("a ZoneInfo without a key cannot be handed to the native parser")
-        return zone.key
-    if isinstance(zone, timezone):
-        return f"fixed:{zone.utcoffset(None) // _ONE_MICROSECOND}"
-    raise ValueError(f"zone {zone!r} is not supported by the native parser")
-
-
-def _optional_str(value: object, what: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise ValueError(f"{what} {value!r} is not a string (not supported by the native parser)")
-
-
-def native_catalog_json(parser: Parser) -> str:
-    """What the native LineParser needs of a loaded catalog, as JSON."""
-    import _strptime
-
-    catalog = parser.catalog
-    locale_time = _strptime._TimeRE_cache.locale_time
-    formats = []
-    for f in catalog.formats:
-        formats.append({
-            "name": f.name,
-            "kind": f.kind,
-            "pattern": f.pattern.pattern if f.pattern is not None else None,
-            "pattern_flags": f.pattern.flags if f.pattern is not None else 0,
-            "first_chars": sorted(f.first_chars) if f.first_chars is not None else None,
-            "message_group": f.message_group,
-            "host_group": _optional_str(f.host_group, f"{f.name}: host"),
-            "service_group": _optional_str(f.service_group, f"{f.name}: service"),
-            "service_default": _optional_str(f.service_default, f"{f.name}: service_default"),
-            "timestamp_group": _optional_str(f.timestamp_group, f"{f.name}: timestamp group"),
-            "timestamp_formats": list(f.timestamp_formats),
-            "zone": _zone_spec(f.zone),
-            "level_group": _optional_str(f.level_group, f"{f.name}: level group"),
-            "level_aliases": list(f.level_aliases.items()),
-            "level_by_first_char": list(f.level_by_first_char.items()),
-            "pri_group": _optional_str(f.pri_group, f"{f.name}: pri"),
-            "structured_data_group": _optional_str(f.structured_data_group, f"{f.name}: structured_data"),
-            # A non-string nil never equals a group value: the same as none.
-            "nil_value": f.nil_value if isinstance(f.nil_value, str) else None,
-            "nested": f.nested,
-            "private_groups": list(f.private_groups),
-        })
-    keys = catalog.structured_keys
-    return json.dumps({
-        "formats": formats,
-        "level_aliases": list(catalog.level_aliases.items()),
-        "numeric_levels": list(catalog.numeric_levels.items()),
-        "structured_keys": {"timestamp": list(keys.timestamp), "level": list(keys.level),
-                            "message": list(keys.message), "host": list(keys.host),
-                            "service": list(keys.service)},
-        "unicode_version": unicodedata.unidata_version,
-        "strptime_locale": {
-            "a_weekday": list(locale_time.a_weekday), "f_weekday": list(locale_time.f_weekday),
-            "a_month": list(locale_time.a_month), "f_month": list(locale_time.f_month),
-            "am_pm": list(locale_time.am_pm),
-            "directive_regexes": dict(_strptime._TimeRE_cache),
-        },
-    })
 
 
 def to_parsed_line(result: tuple[Any, ...]) -> ParsedLine:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,37 +17,15 @@ from typing import Any
 import pytest
 
 from tests.unit import test_redact as reference_tests
+from workers.pipeline_native import native_rules_json
 from workers.steps.parse import parse_line
 from workers.steps.redact import RedactionRule, RedactionRules, default_rules
 
 polaris_native = pytest.importorskip("polaris_native")
 
 LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "loghub"
-_FLAG_NAMES = {re.IGNORECASE: "IGNORECASE", re.DOTALL: "DOTALL", re.MULTILINE: "MULTILINE"}
-
-
-def rule_spec(rule: RedactionRule) -> dict[str, Any]:
-    """The redaction.yaml spec a compiled rule came from (VERBOSE is implied)."""
-    return {
-        "name": rule.name,
-        "kind": rule.kind,
-        "trigger": list(rule.trigger_literals),
-        "trigger_regex": rule.trigger_regex.pattern if rule.trigger_regex else None,
-        "pattern": rule.pattern.pattern,
-        "flags": [name for flag, name in _FLAG_NAMES.items() if rule.pattern.flags & flag],
-        "action": rule.action,
-    }
-
-
-def rules_json(rules: RedactionRules) -> str:
-    return json.dumps({
-        "rules": [rule_spec(rule) for rule in rules.rules],
-        "field_names": [{"pattern": f.pattern.pattern, "kind": f.kind} for f in rules.field_names],
-    })
-
-
 def native_for(rules: RedactionRules) -> Any:
-    return polaris_native.Redactor(rules_json(rules), rules)
+    return polaris_native.Redactor(native_rules_json(rules), rules)
 
 
 def assert_same(name: str, inputs: Sequence[Any], expected: Callable[[Any], Any],
@@ -362,7 +339,7 @@ def test_rules_that_cannot_be_honoured_are_refused(spec: dict[str, Any]) -> None
 
 
 def test_non_ascii_text_needs_the_reference() -> None:
-    native = polaris_native.Redactor(rules_json(default_rules()))
+    native = polaris_native.Redactor(native_rules_json(default_rules()))
     assert native.redact("plain") == ("plain", ())
     with pytest.raises(ValueError):
         native.redact("naïve password=x")
