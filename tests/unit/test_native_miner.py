@@ -67,7 +67,7 @@ def _assert_same_masks(lines: Sequence[str]) -> None:
 
 
 def test_the_character_classes_are_those_of_this_python() -> None:
-    # py_unicode.rs is generated from the running Python; regenerate it when this fails
+    # native/pyunicode/src/tables.rs is generated from the running Python (gen_tables.py)
     assert unicodedata.unidata_version == native.TemplateMiner.UNICODE_VERSION
 
 

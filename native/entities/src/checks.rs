@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::unicode::{decimal_value, is_decimal, is_non_ascii_space};
+use polaris_pyunicode::{decimal_value, is_int_space, is_re_digit};
 use crate::EntityError;
 
 /// A candidate's check. The reshaping ones only look at characters the shape keeps, so
@@ -93,8 +93,7 @@ impl ValueCheck {
 /// `max_str_digits` is `sys.get_int_max_str_digits()` (0: no limit).
 pub fn python_int(text: &str, max_str_digits: usize) -> Result<i64, IntError> {
     let invalid = || IntError::InvalidLiteral(text.to_owned());
-    let is_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r') || (!c.is_ascii() && is_non_ascii_space(c));
-    let trimmed = text.trim_matches(is_space);
+    let trimmed = text.trim_matches(is_int_space);
     let (negative, body) = match trimmed.chars().next() {
         Some('-') => (true, &trimmed[1..]),
         Some('+') => (false, &trimmed[1..]),
@@ -133,7 +132,7 @@ pub fn split_suffix_len(text: &str) -> usize {
     let mut length = 0;
     for separator in ['+', ':'] {
         let mut digits = 0;
-        while reversed.next_if(|&c| is_decimal(c)).is_some() {
+        while reversed.next_if(|&c| is_re_digit(c)).is_some() {
             digits += 1;
         }
         if digits == 0 || reversed.next() != Some(separator) {

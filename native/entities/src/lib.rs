@@ -9,7 +9,6 @@ mod checks;
 mod lru;
 mod shape;
 mod shared;
-mod unicode;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -5,7 +5,8 @@
 //! token's prefix/suffix up to a separator and makes the rest `<*>`. Lengths and slices
 //! count code points, as in the reference.
 use crate::masking::WILDCARD;
-use crate::py_text::{char_len, common_prefix_len, common_suffix_len, is_digit, skip_chars};
+use crate::py_text::{char_len, common_prefix_len, common_suffix_len, skip_chars};
+use polaris_pyunicode::is_str_digit;
 
 /// Distinct values kept per varying position (bounds state size).
 const SAMPLE_CAP: usize = 8;
@@ -162,7 +163,7 @@ impl Cluster {
 }
 
 fn starts_variable(rest: &str) -> bool {
-    rest.chars().next().is_some_and(is_digit) || rest.starts_with(WILDCARD)
+    rest.chars().next().is_some_and(is_str_digit) || rest.starts_with(WILDCARD)
 }
 
 /// Template token for a position whose values differ: the prefix is kept when it ends

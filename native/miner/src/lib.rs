@@ -9,7 +9,6 @@
 mod cluster;
 mod masking;
 mod py_text;
-mod py_unicode;
 mod state;
 
 use std::collections::BTreeSet;
@@ -20,7 +19,7 @@ use cluster::looks_variable;
 pub use cluster::Cluster;
 use masking::Masker;
 pub use masking::{extract_values, template_id, MaskError, WILDCARD};
-pub use py_unicode::UNICODE_VERSION;
+pub use polaris_pyunicode::UNICODE_VERSION;
 pub use state::StateError;
 
 type Hasher = foldhash::fast::RandomState;

@@ -11,7 +11,8 @@ use std::sync::LazyLock;
 use fancy_regex::Regex;
 use indexmap::IndexMap;
 
-use crate::py_text::{is_decimal, is_word, split_words, translate_pattern, Texts};
+use crate::py_text::{split_words, translate_pattern, Texts};
+use polaris_pyunicode::{is_re_digit, is_re_word};
 
 pub const WILDCARD: &str = "<*>";
 const CLOCK: &str = "<*>:<*>:<*>";
@@ -85,7 +86,7 @@ fn starts_with_unit(text: &str) -> bool {
     };
     // `\b` after the unit's last letter: no word character follows. Where `KiB`/`KB` runs
     // on, backtracking to a bare `K` fails as well (an `i` or `B` follows it).
-    !text[unit_len..].chars().next().is_some_and(is_word)
+    !text[unit_len..].chars().next().is_some_and(is_re_word)
 }
 
 #[derive(Debug)]
@@ -148,7 +149,7 @@ impl Shaped {
         };
         let tail = (if ends(&MONTHS) { ENDS_MONTH } else { 0 })
             | (if ends(&DAYS) { ENDS_DAY } else { 0 })
-            | (if shape.chars().next_back().is_some_and(is_decimal) {
+            | (if shape.chars().next_back().is_some_and(is_re_digit) {
                 ENDS_DIGIT
             } else {
                 0
@@ -186,7 +187,7 @@ fn mask_digit_runs(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_run = false;
     for c in text.chars() {
-        if is_decimal(c) {
+        if is_re_digit(c) {
             if !in_run {
                 out.push_str(WILDCARD);
                 in_run = true;
@@ -235,7 +236,7 @@ fn may_mask(content: &str) -> bool {
     }
     let mut hex_run = 0;
     for c in content.chars() {
-        if c == '/' || is_decimal(c) {
+        if c == '/' || is_re_digit(c) {
             return true;
         }
         hex_run = if c.is_ascii_hexdigit() {
@@ -276,7 +277,7 @@ fn words_of(content: &str) -> Vec<&str> {
 
 /// A masked token repeated (`blk_<*> blk_<*>`) collapses into one.
 fn is_repeatable(token: &str) -> bool {
-    token.contains(WILDCARD) && token.chars().any(is_word)
+    token.contains(WILDCARD) && token.chars().any(is_re_word)
 }
 
 /// One token's masking: masked text, grouping key, `ENDS_*` flags, starts with a unit.

@@ -1,60 +1,10 @@
 //! Python's notion of characters and whitespace, for code that must split, classify and
-//! match text exactly as the Python reference does (see `py_unicode` for why).
-use crate::py_unicode::{DECIMAL, DIGIT, SPACE, WORD};
-
-fn in_table(table: &[(char, char)], c: char) -> bool {
-    table
-        .binary_search_by(|&(low, high)| {
-            if high < c {
-                std::cmp::Ordering::Less
-            } else if low > c {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        })
-        .is_ok()
-}
-
-/// `str.isspace()`, the separators of `str.split()` and `re`'s `\s`.
-pub fn is_space(c: char) -> bool {
-    if c.is_ascii() {
-        matches!(c, '\t'..='\r' | '\x1c'..=' ')
-    } else {
-        in_table(SPACE, c)
-    }
-}
-
-/// `re`'s `\w`: `str.isalnum()` or `_`.
-pub fn is_word(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_alphanumeric() || c == '_'
-    } else {
-        in_table(WORD, c)
-    }
-}
-
-/// `str.isdecimal()`, `re`'s `\d`.
-pub fn is_decimal(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_digit()
-    } else {
-        in_table(DECIMAL, c)
-    }
-}
-
-/// `str.isdigit()` (wider than `isdecimal`: superscripts, circled digits ...).
-pub fn is_digit(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_digit()
-    } else {
-        in_table(DIGIT, c)
-    }
-}
+//! match text exactly as the Python reference does (with `polaris_pyunicode`'s classes).
+use polaris_pyunicode::{is_str_space, DECIMAL, SPACE, WORD};
 
 /// `text.split()`: the words between runs of Python whitespace.
 pub fn split_words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(is_space).filter(|word| !word.is_empty())
+    text.split(is_str_space).filter(|word| !word.is_empty())
 }
 
 /// Length in code points, as Python's `len(str)`.
@@ -101,13 +51,13 @@ pub fn common_suffix_len(a: &str, b: &str) -> usize {
 }
 
 /// A `re`-syntax class body (no brackets) listing the characters of a table.
-fn class_body(table: &[(char, char)]) -> String {
+fn class_body(table: &[(u32, u32)]) -> String {
     let mut body = String::new();
     for &(low, high) in table {
         if low == high {
-            body.push_str(&format!("\\x{{{:x}}}", low as u32));
+            body.push_str(&format!("\\x{{{low:x}}}"));
         } else {
-            body.push_str(&format!("\\x{{{:x}}}-\\x{{{:x}}}", low as u32, high as u32));
+            body.push_str(&format!("\\x{{{low:x}}}-\\x{{{high:x}}}"));
         }
     }
     body

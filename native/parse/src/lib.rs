@@ -7,7 +7,6 @@
 //! beyond chrono-tz's table), the line is *deferred*: `parse` returns `Err(Defer)` and the
 //! caller runs the Python reference for that line.  Catalog features that cannot be honoured
 //! at all are refused when the parser is built, with an error naming the format.
-pub mod py_unicode;
 pub mod pyregex;
 pub mod pytime;
 pub mod structured;
@@ -239,11 +238,11 @@ fn split_header(record: &str) -> (&str, &str) {
 
 impl LineParser {
     pub fn new(spec: CatalogSpec) -> Result<LineParser, String> {
-        if spec.unicode_version != py_unicode::UNICODE_VERSION {
+        if spec.unicode_version != polaris_pyunicode::UNICODE_VERSION {
             return Err(format!(
                 "the native parser's character classes are Unicode {} (CPython 3.11); this Python has {}: \
-                 regenerate native/parse/src/py_unicode.rs",
-                py_unicode::UNICODE_VERSION,
+                 regenerate them with native/pyunicode/gen_tables.py",
+                polaris_pyunicode::UNICODE_VERSION,
                 spec.unicode_version
             ));
         }

@@ -2,7 +2,7 @@
 //! pattern needs backtracking features), with Python's semantics:
 //!
 //! - `\d`, `\w`, `\s` (and `\b`) are CPython's classes (str.isdecimal, str.isalnum or "_",
-//!   str.isspace), from the generated tables in `py_unicode.rs`, not the regex crate's
+//!   str.isspace), from the tables of `polaris_pyunicode`, not the regex crate's
 //!   newer Unicode tables;
 //! - the VERBOSE flag is applied here (Rust's `x` flag also ignores whitespace inside
 //!   classes, Python's does not);
@@ -13,7 +13,6 @@
 //!
 //! What cannot be honoured exactly (IGNORECASE and MULTILINE in user patterns, conditionals,
 //! `\N{...}`, LOCALE) is refused with an error, never approximated.
-use crate::py_unicode;
 
 /// A translated pattern: Rust syntax plus the Python group table.
 #[derive(Debug, Clone)]
@@ -120,9 +119,9 @@ const UNICODE_SPACE_ASCII_PART: &[(u32, u32)] = &[(0x09, 0x0D), (0x1C, 0x20)];
 /// ASCII part is needed (the variant used for ASCII-only text, where it decides the same).
 fn class_ranges(kind: char, ascii: bool, ascii_haystack: bool) -> &'static [(u32, u32)] {
     match (kind.to_ascii_lowercase(), ascii, ascii_haystack) {
-        ('d', false, false) => py_unicode::DECIMAL,
-        ('w', false, false) => py_unicode::WORD,
-        ('s', false, false) => py_unicode::SPACE,
+        ('d', false, false) => polaris_pyunicode::DECIMAL,
+        ('w', false, false) => polaris_pyunicode::WORD,
+        ('s', false, false) => polaris_pyunicode::SPACE,
         ('s', false, true) => UNICODE_SPACE_ASCII_PART,
         ('d', _, _) => ASCII_DIGIT,
         ('w', _, _) => ASCII_WORD,

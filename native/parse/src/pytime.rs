@@ -3,7 +3,7 @@
 //! `datetime.fromtimestamp`, the fast strptime decoder of log_timestamps.py, `_strptime`
 //! for other patterns, the year rule of year-less timestamps, and zone conversion with
 //! ZoneInfo's fold=0 rule.  Results are microseconds since the epoch (UTC).
-use crate::py_unicode;
+use polaris_pyunicode::{decimal_value, is_str_space};
 use crate::pyregex::PyRegex;
 use chrono::{Offset, TimeZone};
 
@@ -217,33 +217,12 @@ impl Decoded {
 
 // -- Python number parsing -------------------------------------------------------------------
 
-/// Py_UNICODE_TODECIMAL: the digit value of a decimal character.
-pub fn decimal_value(c: char) -> Option<u32> {
-    if c.is_ascii_digit() {
-        return Some(c as u32 - '0' as u32);
-    }
-    let cp = c as u32;
-    let runs = py_unicode::DIGIT_RUNS;
-    let index = runs.partition_point(|&(_, last, _)| last < cp);
-    let &(first, last, value) = runs.get(index)?;
-    (first <= cp && cp <= last).then(|| value + (cp - first))
-}
-
-/// Py_UNICODE_ISSPACE.
-pub fn is_py_space(c: char) -> bool {
-    if c.is_ascii() {
-        return matches!(c, '\t'..='\r' | '\x1c'..='\x20');
-    }
-    let cp = c as u32;
-    py_unicode::SPACE.iter().any(|&(lo, hi)| lo <= cp && cp <= hi)
-}
-
 pub fn py_strip(text: &str) -> &str {
-    text.trim_matches(is_py_space)
+    text.trim_matches(is_str_space)
 }
 
 pub fn py_rstrip(text: &str) -> &str {
-    text.trim_end_matches(is_py_space)
+    text.trim_end_matches(is_str_space)
 }
 
 /// `int(text)` for text made of decimal characters only (regex `\d` groups).
@@ -302,7 +281,7 @@ pub fn py_float(text: &str) -> Option<f64> {
     for c in text.chars() {
         if c.is_ascii() {
             ascii.push(c);
-        } else if is_py_space(c) {
+        } else if is_str_space(c) {
             ascii.push(' ');
         } else if let Some(d) = decimal_value(c) {
             ascii.push(char::from(b'0' + d as u8));
@@ -730,7 +709,7 @@ fn compact_offset(text: &str) -> String {
         return text.to_string();
     };
     let mut start = sign_at;
-    while start > 0 && is_py_space(chars[start - 1]) {
+    while start > 0 && is_str_space(chars[start - 1]) {
         start -= 1;
     }
     let mut out: String = chars[..start].iter().collect();
@@ -811,8 +790,8 @@ impl Strptime {
         let mut i = 0;
         while i < chars.len() {
             let c = chars[i];
-            if is_py_space(c) {
-                while i < chars.len() && is_py_space(chars[i]) {
+            if is_str_space(c) {
+                while i < chars.len() && is_str_space(chars[i]) {
                     i += 1;
                 }
                 escaped.push_str("\\s+");
@@ -916,7 +895,7 @@ fn fast_pattern(pattern: &str) -> Option<String> {
             i += 2;
             continue;
         }
-        if is_py_space(c) {
+        if is_str_space(c) {
             parts.push_str(r"\s+");
         } else if c.is_ascii_alphanumeric() || c == '_' {
             parts.push(c);

@@ -2,7 +2,7 @@
 //! reader follows CPython's C scanner (`json.loads`: NaN/Infinity literals, strict control
 //! characters, exact integers, duplicate keys keep their first position and last value) and
 //! values are re-spelled as `json.dumps(..., ensure_ascii=False, separators=(",", ":"))`.
-use crate::pytime::is_py_space;
+use polaris_pyunicode::is_str_space;
 use crate::Defer;
 use indexmap::IndexMap;
 
@@ -448,15 +448,15 @@ pub fn decode_logfmt(text: &str) -> Result<Option<Fields>, Defer> {
     while position < end {
         // \s*
         let rest = &text[position..];
-        let after_ws = rest.len() - rest.trim_start_matches(is_py_space).len();
+        let after_ws = rest.len() - rest.trim_start_matches(is_str_space).len();
         let key_start = position + after_ws;
         // ([^\s="]+)
         let key_len = text[key_start..]
             .char_indices()
-            .find(|&(_, c)| is_py_space(c) || c == '=' || c == '"')
+            .find(|&(_, c)| is_str_space(c) || c == '=' || c == '"')
             .map_or(end - key_start, |(i, _)| i);
         if key_len == 0 {
-            if rest.chars().all(is_py_space) {
+            if rest.chars().all(is_str_space) {
                 break;
             }
             return Ok(None);
@@ -473,7 +473,7 @@ pub fn decode_logfmt(text: &str) -> Result<Option<Fields>, Defer> {
                     // [^\s"]*
                     cursor += text[cursor..]
                         .char_indices()
-                        .find(|&(_, c)| is_py_space(c) || c == '"')
+                        .find(|&(_, c)| is_str_space(c) || c == '"')
                         .map_or(end - cursor, |(i, _)| i);
                 }
             }
@@ -492,7 +492,7 @@ pub fn decode_logfmt(text: &str) -> Result<Option<Fields>, Defer> {
             }
         }
         position = cursor;
-        if position < end && !text[position..].chars().next().is_some_and(is_py_space) {
+        if position < end && !text[position..].chars().next().is_some_and(is_str_space) {
             return Ok(None);
         }
     }

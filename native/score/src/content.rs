@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use crate::pyfloat::clamp01;
-use crate::python_word_chars::PYTHON_WORD_RANGES;
+use polaris_pyunicode::{is_re_word, is_str_space};
 
 /// `LEVEL_SEVERITY`: level name (upper case) -> severity.
 const LEVEL_SEVERITY: [(&str, f64); 14] = [
@@ -66,7 +66,7 @@ const CONTENT_SCAN_CHARS: usize = 2000;
 /// Python's level lookup: `LEVEL_SEVERITY.get(level.strip().upper(), 0.0)`, 0 for no level.
 pub fn level_severity(level: Option<&str>) -> f64 {
     let Some(level) = level else { return 0.0 };
-    let name = level.trim_matches(is_python_space);
+    let name = level.trim_matches(is_str_space);
     let severity_of = |matches: &dyn Fn(&str) -> bool| {
         LEVEL_SEVERITY.iter().find(|(key, _)| matches(key)).map_or(0.0, |&(_, severity)| severity)
     };
@@ -77,11 +77,6 @@ pub fn level_severity(level: Option<&str>) -> f64 {
         let upper = name.to_uppercase();
         severity_of(&|key| key == upper)
     }
-}
-
-/// `str.isspace()`: Unicode White_Space plus the ASCII separators U+001C..U+001F.
-fn is_python_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// A word found in a message: an index into the vocabulary's alphabetical order.
@@ -226,7 +221,7 @@ fn unicode_error_words_in(head: &str) -> ErrorWordSet {
                 '\u{17f}' => Some(b's'),
                 _ => None,
             };
-            (letter, is_python_word(c), c.len_utf8())
+            (letter, is_re_word(c), c.len_utf8())
         };
         if let (false, Some(letter)) = (prev_is_word, first_letter) {
             let candidates = &vocabulary.by_first_letter[usize::from(letter - b'a')];
@@ -284,22 +279,6 @@ fn python_prefix(text: &str, chars: usize) -> &str {
         Some((end, _)) => &text[..end],
         None => text,
     }
-}
-
-/// A word character of Python's `re` (`\w`): `c.isalnum() or c == "_"`.
-fn is_python_word(c: char) -> bool {
-    let cp = u32::from(c);
-    PYTHON_WORD_RANGES
-        .binary_search_by(|&(lo, hi)| {
-            if hi < cp {
-                std::cmp::Ordering::Less
-            } else if lo > cp {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        })
-        .is_ok()
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@
 mod config;
 mod content;
 mod pyfloat;
-mod python_word_chars;
 mod scorer;
 mod state;
 
