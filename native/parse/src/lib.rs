@@ -7,11 +7,11 @@
 //! beyond chrono-tz's table), the line is *deferred*: `parse` returns `Err(Defer)` and the
 //! caller runs the Python reference for that line.  Catalog features that cannot be honoured
 //! at all are refused when the parser is built, with an error naming the format.
-pub mod pyregex;
+pub mod matcher;
 pub mod pytime;
 pub mod structured;
 
-use pyregex::PyRegex;
+use matcher::PyRegex;
 pub use pytime::Defer;
 use pytime::{parse_timestamp, py_int, py_rstrip, py_strip, StrptimeLocale, TimestampFormat, Zone};
 use serde::Deserialize;
@@ -152,7 +152,7 @@ struct StructuredKeys {
 /// (lines of one second share their timestamp text; the reference time is fixed per batch,
 /// so the memo holds for year-less formats too).
 pub struct Scratch {
-    locations: Vec<pyregex::Locations>,
+    locations: Vec<matcher::Locations>,
     last_timestamps: Vec<Option<(String, Option<i64>)>>,
 }
 
@@ -387,7 +387,7 @@ impl LineParser {
         &self,
         index: usize,
         header: &str,
-        spans: &pyregex::Spans,
+        spans: &matcher::Spans,
         continuation: &str,
         reference_micros: i64,
         scratch: &mut Scratch,
@@ -594,7 +594,7 @@ impl LineParser {
 static STRUCTURED_TIME_FORMATS: [TimestampFormat; 2] = [TimestampFormat::Iso8601, TimestampFormat::Epoch];
 
 /// re.finditer for patterns that cannot match the empty string.
-fn find_iter(regex: &PyRegex, text: &str) -> Result<Vec<pyregex::Spans>, Defer> {
+fn find_iter(regex: &PyRegex, text: &str) -> Result<Vec<matcher::Spans>, Defer> {
     let mut out = Vec::new();
     let mut position = 0;
     while position < text.len() {

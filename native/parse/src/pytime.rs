@@ -4,7 +4,7 @@
 //! for other patterns, the year rule of year-less timestamps, and zone conversion with
 //! ZoneInfo's fold=0 rule.  Results are microseconds since the epoch (UTC).
 use polaris_pyunicode::{decimal_value, is_str_space};
-use crate::pyregex::PyRegex;
+use crate::matcher::PyRegex;
 use chrono::{Offset, TimeZone};
 
 pub const MICROS_PER_SECOND: i64 = 1_000_000;
@@ -824,7 +824,7 @@ impl Strptime {
                 i += 1;
             }
         }
-        let regex = PyRegex::new(&regex_source, crate::pyregex::IGNORECASE, true, false)?;
+        let regex = PyRegex::new(&regex_source, polaris_pyregex::IGNORECASE, true, false)?;
         let mut groups = Vec::new();
         for (index, name) in &regex.named_groups {
             let mut letters = name.chars();

@@ -2,12 +2,10 @@
 //! and personal data from log text, reporting the KINDS redacted, never the values.
 //!
 //! Rules are data, passed in as the parsed rule specs of redaction.yaml (JSON); their
-//! Python `re` patterns are translated by [`pattern`]. The translation is exact for ASCII
+//! Python `re` patterns are translated by `polaris_pyregex`. The translation is exact for ASCII
 //! text, so [`Redactor::redact`] answers [`Redaction::Reference`] for any other text and the
 //! caller applies the Python reference to it (log lines are nearly always ASCII); likewise
 //! for the rare text the native engines cannot answer for.
-
-pub mod pattern;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,7 +15,7 @@ use std::sync::Mutex;
 use aho_corasick::AhoCorasick;
 use serde::Deserialize;
 
-use crate::pattern::{translate, Flags, LeadingLookbehind, Translated};
+use polaris_pyregex::{Classes, Dollar, LeadingLookbehind, Options, Translated};
 
 /// The index of a kind in [`Redactor::kinds`].
 pub type KindId = usize;
@@ -208,12 +206,12 @@ impl LookbehindCheck {
 impl Matcher {
     fn compile(translated: &Translated) -> Result<Matcher, String> {
         if !translated.needs_backtracking {
-            return regex::Regex::new(&translated.exact)
+            return regex::Regex::new(&translated.pattern)
                 .map(Matcher::Plain)
                 .map_err(|e| {
                     format!(
                         "cannot compile the translated pattern {:?}: {e}",
-                        translated.exact
+                        translated.pattern
                     )
                 });
         }
@@ -223,8 +221,8 @@ impl Matcher {
             Some(Prefilter::compile(translated)?)
         };
         Ok(Matcher::Backtracking(Box::new(Backtracking {
-            exact: fancy(&translated.exact)?,
-            anchored: AnchoredProgram::compile(&translated.exact)?,
+            exact: fancy(&translated.pattern)?,
+            anchored: AnchoredProgram::compile(&translated.pattern)?,
             prefilter,
             lookbehinds: translated
                 .leading_lookbehinds
@@ -232,16 +230,6 @@ impl Matcher {
                 .filter_map(LookbehindCheck::compile)
                 .collect(),
         })))
-    }
-
-    fn group_index(&self, name: &str) -> Option<usize> {
-        match self {
-            Matcher::Plain(regex) => regex.capture_names().position(|group| group == Some(name)),
-            Matcher::Backtracking(backtracking) => backtracking
-                .exact
-                .capture_names()
-                .position(|group| group == Some(name)),
-        }
     }
 
     fn is_match(&self, text: &str) -> Result<bool, NeedsReference> {
@@ -488,7 +476,7 @@ impl Redactor {
         let field_names = field_names
             .iter()
             .map(|spec| {
-                let translated = translate(&spec.pattern, Flags::default())
+                let translated = translate(&spec.pattern, 0)
                     .and_then(|t| Matcher::compile(&t))
                     .map_err(|e| {
                         ConfigError(format!("field name pattern {:?}: {e}", spec.pattern))
@@ -756,29 +744,36 @@ fn note_kind(found: &mut Vec<KindId>, kind: KindId) {
     }
 }
 
-fn compile_rule(spec: &RuleSpec, kind: KindId) -> Result<Rule, String> {
-    let mut flags = Flags {
-        verbose: true,
-        ..Flags::default()
+/// A Python pattern as the redactor matches it: on ASCII text only, with Python's `$`.
+fn translate(pattern: &str, flags: u32) -> Result<Translated, String> {
+    let options = Options {
+        classes: Classes::AsciiHaystack,
+        allow_ignorecase: true,
+        allow_multiline: true,
+        dollar: Dollar::Python,
     };
+    polaris_pyregex::translate(pattern, flags, options)
+}
+
+fn compile_rule(spec: &RuleSpec, kind: KindId) -> Result<Rule, String> {
+    let mut flags = polaris_pyregex::VERBOSE;
     for flag in &spec.flags {
-        match flag.as_str() {
-            "IGNORECASE" => flags.ignore_case = true,
-            "DOTALL" => flags.dot_all = true,
-            "MULTILINE" => flags.multi_line = true,
+        flags |= match flag.as_str() {
+            "IGNORECASE" => polaris_pyregex::IGNORECASE,
+            "DOTALL" => polaris_pyregex::DOTALL,
+            "MULTILINE" => polaris_pyregex::MULTILINE,
             other => return Err(format!("unknown flag {other:?}")),
-        }
+        };
     }
     let translated = translate(&spec.pattern, flags)?;
     let pattern = Matcher::compile(&translated)?;
     let (trigger_regex, trigger_superset) = match spec.trigger_regex.as_deref() {
         Some(raw) if !raw.is_empty() => {
-            let translated =
-                translate(raw, Flags::default()).map_err(|e| format!("trigger_regex: {e}"))?;
+            let translated = translate(raw, 0).map_err(|e| format!("trigger_regex: {e}"))?;
             let matcher =
                 Matcher::compile(&translated).map_err(|e| format!("trigger_regex: {e}"))?;
             let superset = match (translated.needs_backtracking, translated.has_backref) {
-                (false, _) => Some(translated.exact),
+                (false, _) => Some(translated.pattern),
                 (true, false) => Some(translated.relaxed),
                 (true, true) => None,
             };
@@ -802,7 +797,7 @@ fn compile_rule(spec: &RuleSpec, kind: KindId) -> Result<Rule, String> {
     if hir.properties().minimum_len().unwrap_or(1) == 0 {
         return Err("the pattern can match an empty string".into());
     }
-    let group = |name: &str| pattern.group_index(name);
+    let group = |name: &str| translated.group_index(name);
     let value_group = group("value");
     let (first_group, domain_group) = (group("first"), group("domain"));
     if action == Action::ReplaceValue && value_group.is_none() {
