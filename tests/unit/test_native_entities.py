@@ -14,14 +14,13 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import polaris_native
 import pytest
 
 from workers.pipeline_native import Reference
 from workers.steps.entities import Entity, EntityExtractor, shape_of
 from workers.steps.parse import default_parser
 from workers.steps.redact import default_rules
-
-polaris_native = pytest.importorskip("polaris_native")
 
 REPO = Path(__file__).resolve().parents[2]
 LOGHUB = REPO.parent / "shared" / "data" / "loghub"

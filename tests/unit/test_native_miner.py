@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import polaris_native as native
 import pytest
 
 from tests.unit import test_templates_rules
@@ -21,8 +22,6 @@ from workers.steps.parse import parse_line
 from workers.steps.redact import default_rules
 from workers.steps.templates import TemplateMiner
 from workers.steps.templates_masking import mask_tokens
-
-native = pytest.importorskip("polaris_native", reason="native module not built (scripts/build-native)")
 
 LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "loghub"
 SYSTEMS = sorted(p.parent.name for p in LOGHUB.glob("*/*_2k.log_structured.csv"))

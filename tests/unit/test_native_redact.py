@@ -14,14 +14,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import polaris_native
 import pytest
 
 from tests.unit import test_redact as reference_tests
 from workers.pipeline_native import native_rules_json
 from workers.steps.parse import parse_line
 from workers.steps.redact import RedactionRule, RedactionRules, default_rules
-
-polaris_native = pytest.importorskip("polaris_native")
 
 LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "loghub"
 def native_for(rules: RedactionRules) -> Any:
