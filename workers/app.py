@@ -47,7 +47,7 @@ from workers.metrics import (
     STAGE_BATCH_RECORDS,
     STAGE_BATCH_SECONDS,
 )
-from workers.pipeline import LogEnricher, RawLine, Rejected, not_applied, processing_error
+from workers.pipeline import LogEnricher, RawLine, Rejected, not_applied, processing_error, settle_heap
 from workers.pipeline_events import EventEnricher
 from workers.pipeline_metrics import MetricEnricher
 from workers.pipeline_native import EncodedLogRecord, NativeLogEnricher, require_native
@@ -309,6 +309,7 @@ def _log_enricher_factory(native: bool) -> Callable[[], LogEnricher | NativeLogE
     def new() -> LogEnricher | NativeLogEnricher:
         if not extractor:
             extractor.append(EntityExtractor())
+            settle_heap()
         if native:
             return NativeLogEnricher(extractor=extractor[0])
         return LogEnricher(extractor=extractor[0])

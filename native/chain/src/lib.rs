@@ -48,16 +48,43 @@ pub fn decode(value: Option<&[u8]>) -> Result<&str, Rejection> {
 
 /// `schemas.records.record_id_for`: blake2b-96 of "topic/partition/offset".
 pub fn record_id_for(topic: &str, partition: i64, offset: i64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hasher = Blake2bVar::new(12).expect("12 is a valid blake2b output size");
-    hasher.update(format!("{topic}/{partition}/{offset}").as_bytes());
+    hasher.update(topic.as_bytes());
+    // the key is hashed in pieces: no string is built per record
+    let mut number = [0u8; 24];
+    for value in [partition, offset] {
+        hasher.update(b"/");
+        hasher.update(decimal(value, &mut number));
+    }
     let mut digest = [0u8; 12];
     hasher.finalize_variable(&mut digest).expect("buffer has the output size");
     let mut id = String::with_capacity(26);
     id.push_str("r-");
     for byte in digest {
-        let _ = write!(id, "{byte:02x}");
+        id.push(HEX[usize::from(byte >> 4)] as char);
+        id.push(HEX[usize::from(byte & 15)] as char);
     }
     id
+}
+
+/// `value` in decimal, written at the end of `buffer`.
+fn decimal(value: i64, buffer: &mut [u8; 24]) -> &[u8] {
+    let mut rest = value.unsigned_abs();
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        start -= 1;
+        buffer[start] = b'-';
+    }
+    &buffer[start..]
 }
 
 /// The parts of an enriched log record, borrowed from the steps' outputs.
@@ -108,9 +135,25 @@ fn push_float(out: &mut Vec<u8>, value: f64) {
 
 /// An aware UTC datetime as pydantic writes it: microseconds only when not zero.
 pub fn push_timestamp(out: &mut Vec<u8>, timestamp_us: i64) {
+    use chrono::{Datelike, Timelike};
     let seconds = timestamp_us.div_euclid(1_000_000);
     let micros = timestamp_us.rem_euclid(1_000_000);
     match chrono::DateTime::from_timestamp(seconds, 0) {
+        // Python's datetime holds years 1-9999 only; written field by field, as strftime
+        // would, without parsing a format string per record
+        Some(at) if (1..=9999).contains(&at.year()) => {
+            out.push(b'"');
+            push_digits(out, at.year() as u32, 4);
+            for (separator, value) in [(b'-', at.month()), (b'-', at.day()), (b'T', at.hour()), (b':', at.minute()), (b':', at.second())] {
+                out.push(separator);
+                push_digits(out, value, 2);
+            }
+            if micros != 0 {
+                out.push(b'.');
+                push_digits(out, micros as u32, 6);
+            }
+            out.extend_from_slice(b"Z\"");
+        }
         Some(at) => {
             let _ = write!(out, "\"{}", at.format("%Y-%m-%dT%H:%M:%S"));
             if micros != 0 {
@@ -119,6 +162,15 @@ pub fn push_timestamp(out: &mut Vec<u8>, timestamp_us: i64) {
             out.extend_from_slice(b"Z\"");
         }
         None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `value` zero-padded to `width` digits (`value` has at most `width` digits).
+fn push_digits(out: &mut Vec<u8>, value: u32, width: u32) {
+    let mut divisor = 10u32.pow(width - 1);
+    while divisor > 0 {
+        out.push(b'0' + ((value / divisor) % 10) as u8);
+        divisor /= 10;
     }
 }
 
@@ -196,7 +248,10 @@ mod tests {
     #[test]
     fn record_ids_match_python() {
         // schemas.records.record_id_for("raw.logs", 0, 7)
+        // schemas.records.record_id_for, computed with Python's hashlib
         assert_eq!(record_id_for("raw.logs", 0, 7).len(), 26);
+        assert_eq!(record_id_for("raw.logs", 3, 1234567), "r-e576b283f5a1b88584c7ad8e");
+        assert_eq!(record_id_for("t", -1, -20), "r-4e7de5fbf2d0775e097da1a0");
     }
 
     #[test]
@@ -215,6 +270,13 @@ mod tests {
         push_float(&mut s, 0.0001);
         s.push(b' ');
         push_timestamp(&mut s, 1_420_167_845_000_120);
-        assert_eq!(s, b"1.0 0.0001 \"2015-01-02T03:04:05.000120Z\"");
+        s.push(b' ');
+        push_timestamp(&mut s, -62_135_596_800_000_000); // 0001-01-01T00:00:00
+        s.push(b' ');
+        push_timestamp(&mut s, 253_402_300_799_999_999); // the last microsecond of 9999
+        assert_eq!(
+            std::str::from_utf8(&s).unwrap(),
+            "1.0 0.0001 \"2015-01-02T03:04:05.000120Z\" \"0001-01-01T00:00:00Z\" \"9999-12-31T23:59:59.999999Z\""
+        );
     }
 }

@@ -18,6 +18,7 @@ use polaris_redact::{FieldKind, Redaction, Redactor};
 use polaris_score::{round_score, LogScorer, LogScorerConfig, Reasons};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 /// A parsed, redacted line, waiting for its entities.
@@ -214,7 +215,7 @@ impl PyLogChain {
     fn enrich<'py>(
         &mut self,
         py: Python<'py>,
-        values: Vec<Option<Vec<u8>>>,
+        values: Vec<Option<PyBackedBytes>>,
         topic: &str,
         partition: i64,
         offsets: Vec<i64>,

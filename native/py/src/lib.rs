@@ -2,6 +2,10 @@
 //! bindings live in their own file and add themselves to the module in `register`.
 use pyo3::prelude::*;
 
+// Rust-side allocations only (Python's objects keep Python's allocator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod chain;
 mod entities;
 mod miner;
