@@ -22,11 +22,11 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from schemas.records import LogRecord, Origin
-from workers.pipeline import STATE_VERSION, RawLine, Rejected, not_applied
+from schemas.records import Origin
+from workers.pipeline import STATE_VERSION, RawLine, Rejected
 from workers.steps.classify import classify
 from workers.steps.entities import EntityExtractor
 from workers.steps.parse import Parser, default_parser
@@ -146,16 +146,17 @@ def native_scorer_json(config: LogScorerConfig) -> str:
 # --- the chain ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedLogRecord:
-    """An enriched log record already written as `LogRecord.model_dump_json()` bytes."""
+# `polaris_native.EncodedLogRecord`: an enriched log record already written as the bytes of
+# `LogRecord.model_dump_json()`, with `origin`, `record_id` and `json`. The chain makes one
+# per record without running any Python code.
+if TYPE_CHECKING:
+    from polaris_native import EncodedLogRecord as EncodedLogRecord
+elif polaris_native is not None:
+    EncodedLogRecord = polaris_native.EncodedLogRecord
+else:  # pragma: no cover - without the native build nothing makes one
 
-    origin: Origin
-    record_id: str
-    json: bytes
-
-    def record(self) -> LogRecord:
-        return LogRecord.model_validate_json(self.json)
+    class EncodedLogRecord:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,9 @@ class Reference:
         plans = extractor._plan(shapes)
         return [plans[shape].candidates for shape in shapes]
 
+    def rejected(self, origin: Origin, reason: str, value: bytes | None) -> Rejected:
+        return Rejected(origin, reason, value)
+
     def classify(self, template: str, level: str | None, labels: tuple[str, ...]) -> tuple[str, int]:
         found = classify(template, level, [_Label(label) for label in labels])
         return found.category, found.severity
@@ -225,28 +229,12 @@ class NativeLogEnricher:
         return self._chain
 
     def enrich(self, batch: Sequence[RawLine], *, now: datetime | None = None) -> list[EncodedLogRecord | Rejected]:
+        """As `LogEnricher.enrich`: replayed raws skipped, `last_offsets` moved to each
+        partition's last record. The whole batch, even one mixing partitions, is one call."""
         received_us = ((now or datetime.now(UTC)) - _EPOCH) // _MICROSECOND
-        fresh = not_applied(self.last_offsets, batch)
-        out: list[EncodedLogRecord | Rejected] = []
-        start = 0
-        while start < len(fresh):  # runs of one source partition (a batch is usually one)
-            topic, partition = fresh[start].origin.topic, fresh[start].origin.partition
-            end = start + 1
-            while end < len(fresh) and fresh[end].origin.topic == topic and fresh[end].origin.partition == partition:
-                end += 1
-            run = fresh[start:end]
-            results = self.chain.enrich(
-                [raw.value for raw in run], topic, partition, [raw.origin.offset for raw in run],
-                [raw.timestamp_ms for raw in run], received_us)
-            key = f"{topic}/{partition}"
-            for raw, result in zip(run, results, strict=True):
-                if result[0] is None:
-                    out.append(Rejected(raw.origin, result[1], raw.value if result[2] else None))
-                else:
-                    out.append(EncodedLogRecord(raw.origin, result[0], result[1]))
-                    self.last_offsets[key] = raw.origin.offset
-            start = end
-        return out
+        raws = batch if isinstance(batch, list) else list(batch)
+        results: list[EncodedLogRecord | Rejected] = self.chain.enrich(raws, received_us, self.last_offsets)
+        return results
 
     def state(self) -> dict[str, Any]:
         """The same document as `LogEnricher.state()`."""

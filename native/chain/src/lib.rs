@@ -110,9 +110,58 @@ pub struct LogRecordParts<'a> {
     pub anomaly_reason: Option<&'a str>,
 }
 
+/// A JSON string as pydantic-core (and serde_json) writes it: `"` and `\\` escaped, the
+/// controls below 0x20 as `\n \r \t \b \f` or `\u00XX`, everything else (non-ASCII too)
+/// as it is. Runs of plain bytes are copied whole, found eight bytes at a time: most values
+/// need no escape at all.
 fn push_str(out: &mut Vec<u8>, value: &str) {
-    // serde_json escapes as pydantic-core does: \" \\ \n \r \t \b \f, other controls as \u00XX
-    serde_json::to_writer(&mut *out, value).expect("writing to memory cannot fail");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = value.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let (mut i, mut plain) = (0, 0);
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            if !word_needs_escape(u64::from_le_bytes(chunk.try_into().expect("eight bytes"))) {
+                i += 8;
+                continue;
+            }
+        }
+        let byte = bytes[i];
+        i += 1;
+        if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[plain..i - 1]);
+        plain = i;
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]]),
+        }
+    }
+    out.extend_from_slice(&bytes[plain..]);
+    out.push(b'"');
+}
+
+/// Whether any of the eight bytes in `word` is below 0x20, `"` or `\\` (exact; the
+/// zero-byte test of "Bit Twiddling Hacks").
+fn word_needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS != 0; // some byte < n (n <= 128)
+    below(word, 0x20) || below(word ^ (ONES * u64::from(b'"')), 1) || below(word ^ (ONES * u64::from(b'\\')), 1)
+}
+
+/// A decimal integer, without the formatting machinery.
+fn push_int(out: &mut Vec<u8>, value: i64) {
+    let mut buffer = [0u8; 24];
+    out.extend_from_slice(decimal(value, &mut buffer));
 }
 
 fn push_opt(out: &mut Vec<u8>, value: Option<&str>) {
@@ -181,7 +230,11 @@ pub fn log_record_json(r: &LogRecordParts<'_>) -> Vec<u8> {
     push_str(&mut out, r.record_id);
     out.extend_from_slice(",\"origin\":{\"topic\":".as_bytes());
     push_str(&mut out, r.topic);
-    let _ = write!(out, ",\"partition\":{},\"offset\":{}}},\"timestamp\":", r.partition, r.offset);
+    out.extend_from_slice(b",\"partition\":");
+    push_int(&mut out, r.partition);
+    out.extend_from_slice(b",\"offset\":");
+    push_int(&mut out, r.offset);
+    out.extend_from_slice(b"},\"timestamp\":");
     push_timestamp(&mut out, r.timestamp_us);
     out.extend_from_slice(",\"format\":".as_bytes());
     push_str(&mut out, r.format);
@@ -221,9 +274,7 @@ pub fn log_record_json(r: &LogRecordParts<'_>) -> Vec<u8> {
     push_opt(&mut out, r.category);
     out.extend_from_slice(",\"severity\":".as_bytes());
     match r.severity {
-        Some(s) => {
-            let _ = write!(out, "{s}");
-        }
+        Some(s) => push_int(&mut out, s),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(",\"redacted\":[".as_bytes());
@@ -260,6 +311,35 @@ mod tests {
         assert_eq!(decode(Some(b"ab\xffc")).unwrap_err().reason, "not_utf8: invalid byte at position 2");
         assert_eq!(decode(Some(b"a\0b")).unwrap_err().reason, "binary: the message holds NUL bytes");
         assert_eq!(decode(Some(b"ok")).unwrap(), "ok");
+    }
+
+    #[test]
+    fn strings_escape_as_serde_json() {
+        let samples = ["", "plain", "quote \" and \\ back", "tab\there\nnew\r\u{8}\u{c}", "\u{1}\u{1f}\u{7f}", "naïve ☃ 𝄞", "\"\"", "end\\"];
+        for sample in samples {
+            let mut ours = Vec::new();
+            push_str(&mut ours, sample);
+            assert_eq!(ours, serde_json::to_vec(sample).unwrap(), "{sample:?}");
+        }
+        for byte in 0u8..128 {
+            let text = format!("a{}b", byte as char);
+            let long = format!("0123456789{}abcdefghij{}", byte as char, byte as char);
+            let mut ours = Vec::new();
+            push_str(&mut ours, &long);
+            assert_eq!(ours, serde_json::to_vec(&long).unwrap(), "byte {byte} in a long text");
+            let mut ours = Vec::new();
+            push_str(&mut ours, &text);
+            assert_eq!(ours, serde_json::to_vec(&text).unwrap(), "byte {byte}");
+        }
+    }
+
+    #[test]
+    fn integers_as_python() {
+        for value in [0, 7, -7, 10, 1_234_567, i64::MAX, i64::MIN] {
+            let mut ours = Vec::new();
+            push_int(&mut ours, value);
+            assert_eq!(String::from_utf8(ours).unwrap(), value.to_string());
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use polaris_parse::{CatalogSpec, LineParser, Scratch};
 use polaris_redact::{FieldKind, Redaction, Redactor};
 use polaris_score::{round_score, LogScorer, LogScorerConfig, Reasons};
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -56,6 +57,99 @@ fn py_processing_error(py: Python<'_>, error: &PyErr) -> String {
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|v| !v.is_empty())
+}
+
+/// One raw record to enrich, read from its `RawLine`.
+struct Input<'py> {
+    origin: Bound<'py, PyAny>,
+    source: usize,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    value: Option<PyBackedBytes>,
+    value_object: Bound<'py, PyAny>,
+}
+
+/// A source partition seen in the batch.
+struct Source {
+    topic: String,
+    partition: i64,
+    key: String,
+    last_seen: i64,
+    last_record: Option<i64>,
+}
+
+/// `object.__getattribute__(obj, name)`: what a pydantic model's attribute lookup does first,
+/// without its detour through the model's `__getattr__` hook (that detour was a fifth of
+/// the glue's cost). Origin's fields live in its instance `__dict__`, where this finds them.
+fn field<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: both pointers are live for the call; the result is a new reference or NULL
+    // with an exception set, which from_owned_ptr_or_err turns into a PyErr.
+    unsafe { Bound::from_owned_ptr_or_err(obj.py(), pyo3::ffi::PyObject_GenericGetAttr(obj.as_ptr(), name.as_ptr())) }
+}
+
+/// The raws not yet applied (`workers.pipeline.not_applied`), and their source partitions.
+fn read_raws<'py>(raws: &Bound<'py, PyList>, last_offsets: &Bound<'py, PyDict>) -> PyResult<(Vec<Input<'py>>, Vec<Source>)> {
+    let py = raws.py();
+    let (origin_name, value_name, timestamp_name) = (intern!(py, "origin"), intern!(py, "value"), intern!(py, "timestamp_ms"));
+    let (topic_name, partition_name, offset_name) = (intern!(py, "topic"), intern!(py, "partition"), intern!(py, "offset"));
+    let mut inputs = Vec::with_capacity(raws.len());
+    let mut sources: Vec<Source> = Vec::new();
+    let mut current: Option<(Bound<'py, PyAny>, i64, usize)> = None; // topic object, partition, source
+    for raw in raws.iter() {
+        let origin = field(&raw, origin_name)?;
+        let topic = field(&origin, topic_name)?;
+        let partition: i64 = field(&origin, partition_name)?.extract()?;
+        let offset: i64 = field(&origin, offset_name)?.extract()?;
+        let source = match &current {
+            // a batch is usually one partition: the same topic object and partition as before
+            Some((last_topic, last_partition, index)) if *last_partition == partition && (last_topic.is(&topic) || last_topic.eq(&topic)?) => *index,
+            _ => {
+                let topic_text: String = topic.extract()?;
+                let index = match sources.iter().position(|s| s.partition == partition && s.topic == topic_text) {
+                    Some(index) => index,
+                    None => {
+                        let key = format!("{topic_text}/{partition}");
+                        let last_seen = match last_offsets.get_item(&key)? {
+                            Some(offset) => offset.extract()?,
+                            None => -1,
+                        };
+                        sources.push(Source { topic: topic_text, partition, key, last_seen, last_record: None });
+                        sources.len() - 1
+                    }
+                };
+                current = Some((topic, partition, index));
+                index
+            }
+        };
+        if offset <= sources[source].last_seen {
+            continue; // applied before: a replay after a crash or a rebalance
+        }
+        sources[source].last_seen = offset;
+        let value_object = field(&raw, value_name)?;
+        let value = if value_object.is_none() { None } else { Some(value_object.extract::<PyBackedBytes>()?) };
+        let timestamp_ms: Option<i64> = field(&raw, timestamp_name)?.extract()?;
+        inputs.push(Input { origin, source, offset, timestamp_ms, value, value_object });
+    }
+    Ok((inputs, sources))
+}
+
+/// An enriched log record already written as `LogRecord.model_dump_json()` bytes, with the
+/// origin of its raw record (`workers.pipeline_native.EncodedLogRecord`).
+#[pyclass(frozen, module = "polaris_native", name = "EncodedLogRecord")]
+pub struct EncodedLogRecord {
+    #[pyo3(get)]
+    origin: PyObject,
+    #[pyo3(get)]
+    record_id: Py<PyString>,
+    #[pyo3(get)]
+    json: Py<PyBytes>,
+}
+
+#[pymethods]
+impl EncodedLogRecord {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("EncodedLogRecord(origin={}, record_id={:?})", self.origin.bind(py).repr()?, self.record_id.bind(py).to_str()?))
+    }
 }
 
 #[pyclass(name = "LogChain", module = "polaris_native", unsendable)]
@@ -204,31 +298,27 @@ impl PyLogChain {
         })
     }
 
-    /// enrich(values, topic, partition, offsets, timestamps_ms, received_us)
-    ///     -> list[tuple[str, bytes] | tuple[None, str, bool]]
+    /// enrich(raws, received_us, last_offsets) -> list[EncodedLogRecord | Rejected]
     ///
-    /// One source partition's batch, in offset order. Per input: `(record_id, json)` of its
-    /// record, or `(None, reason, keep_value)` when it is dead-lettered. A failure before any
-    /// state moved (parse, redact, entities) raises; one after (template, class, score) is
-    /// that record's `processing_error`, as in LogEnricher.
-    #[allow(clippy::too_many_arguments)]
+    /// `NativeLogEnricher.enrich`: `raws` are `workers.pipeline.RawLine`s, in offset order
+    /// within each source partition. A raw at or below the offset `last_offsets`
+    /// ("topic/partition" -> offset) says was applied is skipped (a replay); every other
+    /// raw gives its record, or a `Rejected` (made by `reference.rejected`) when it is
+    /// dead-lettered, and `last_offsets` moves to each partition's last record. A failure
+    /// before any state moved (parse, redact, entities) raises; one after (template, class,
+    /// score) is that record's `processing_error`, as in LogEnricher.
     fn enrich<'py>(
         &mut self,
         py: Python<'py>,
-        values: Vec<Option<PyBackedBytes>>,
-        topic: &str,
-        partition: i64,
-        offsets: Vec<i64>,
-        timestamps_ms: Vec<Option<i64>>,
+        raws: &Bound<'py, PyList>,
         received_us: i64,
+        last_offsets: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyList>> {
-        if offsets.len() != values.len() || timestamps_ms.len() != values.len() {
-            return Err(value_error("enrich: values, offsets and timestamps_ms differ in length"));
-        }
-        let mut outcomes: Vec<Option<Outcome>> = (0..values.len()).map(|_| None).collect();
-        let mut lines = Vec::with_capacity(values.len());
-        for (index, value) in values.iter().enumerate() {
-            match decode(value.as_deref()) {
+        let (inputs, mut sources) = read_raws(raws, last_offsets)?;
+        let mut outcomes: Vec<Option<Outcome>> = (0..inputs.len()).map(|_| None).collect();
+        let mut lines = Vec::with_capacity(inputs.len());
+        for (index, input) in inputs.iter().enumerate() {
+            match decode(input.value.as_deref()) {
                 Ok(text) => lines.push(self.prepare(py, index, text, received_us)?),
                 Err(rejection) => {
                     outcomes[index] = Some(Outcome::Rejected { reason: rejection.reason, keep_value: rejection.keep_value })
@@ -297,7 +387,9 @@ impl PyLogChain {
                     continue;
                 }
             };
-            let timestamp_us = line.timestamp_us.unwrap_or_else(|| match timestamps_ms[line.index] {
+            let input = &inputs[line.index];
+            let source = &sources[input.source];
+            let timestamp_us = line.timestamp_us.unwrap_or_else(|| match input.timestamp_ms {
                 Some(ms) if ms != 0 => ms * 1000,
                 _ => received_us,
             });
@@ -309,12 +401,12 @@ impl PyLogChain {
             if !reasons.is_empty() {
                 reasons.write_explanation(&mut explanation);
             }
-            let offset = offsets[line.index];
-            let record_id = record_id_for(topic, partition, offset);
+            let offset = input.offset;
+            let record_id = record_id_for(&source.topic, source.partition, offset);
             let json = log_record_json(&LogRecordParts {
                 record_id: &record_id,
-                topic,
-                partition,
+                topic: &source.topic,
+                partition: source.partition,
                 offset,
                 timestamp_us,
                 format: &line.format,
@@ -335,13 +427,29 @@ impl PyLogChain {
             outcomes[line.index] = Some(Outcome::Record { record_id, json });
         }
         let out = PyList::empty(py);
-        for outcome in outcomes {
+        let reference = self.reference.bind(py);
+        for (input, outcome) in inputs.into_iter().zip(outcomes) {
             match outcome {
                 Some(Outcome::Record { record_id, json }) => {
-                    out.append((PyString::new(py, &record_id), PyBytes::new(py, &json)))?
+                    let source = &mut sources[input.source];
+                    source.last_record = Some(input.offset);
+                    let record = EncodedLogRecord {
+                        origin: input.origin.unbind(),
+                        record_id: PyString::new(py, &record_id).unbind(),
+                        json: PyBytes::new(py, &json).unbind(),
+                    };
+                    out.append(Bound::new(py, record)?)?
                 }
-                Some(Outcome::Rejected { reason, keep_value }) => out.append((py.None(), reason, keep_value))?,
+                Some(Outcome::Rejected { reason, keep_value }) => {
+                    let value = if keep_value { input.value_object } else { py.None().into_bound(py) };
+                    out.append(reference.call_method1(intern!(py, "rejected"), (input.origin, reason, value))?)?
+                }
                 None => return Err(value_error("enrich: an input had no outcome")),
+            }
+        }
+        for source in &sources {
+            if let Some(offset) = source.last_record {
+                last_offsets.set_item(&source.key, offset)?;
             }
         }
         Ok(out)
@@ -378,5 +486,6 @@ impl PyLogChain {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<EncodedLogRecord>()?;
     m.add_class::<PyLogChain>()
 }
