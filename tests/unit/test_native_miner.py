@@ -148,7 +148,7 @@ def _parametrized_lines(*tests: object) -> list[str]:
 
 def test_the_inputs_of_the_reference_unit_tests() -> None:
     rules = _parametrized_lines(
-        test_templates_rules.test_a_decimal_keeps_its_point_a_version_its_fields_a_size_its_unit,
+        test_templates_rules.test_a_decimal_is_one_value_a_version_keeps_its_fields_a_size_its_unit,
         test_templates_rules.test_a_timestamp_shows_the_fields_of_its_clock,
         test_templates_rules.test_a_file_numbered_after_its_kind_keeps_the_kind,
     )
@@ -156,6 +156,7 @@ def test_the_inputs_of_the_reference_unit_tests() -> None:
         "at Sun Jul 17 09:07:44 PDT 2005 from x-Jul 3 01:02:03",
         "wrote 5 KB and 7  MB, 3 MILLIS, 12K in 0x1f 0X2 10x3",
         "blk_1 blk_2 blk_3 done\tJul\t1 07:57:30 2005",
+        "-0.5 x-0.5 1.5.2 2.5.x 3.25ms v1.2 a.1.5 .1.5 1.5- 1.5-2 -1.5-2 0.0 0.0.",  # decimals
     ]
     _assert_same_masks(rules + spanning)
     line = "Receiving block blk_-1608999687919862906 src: /10.250.19.102:54106 dest: /10.250.19.102:50010"

@@ -2,8 +2,10 @@
 
 `mask` replaces the obviously variable parts of a line (numbers, hex, IPv4
 addresses, ids glued with ``_``, paths, dates, sizes ...) by ``<*>`` with one
-precompiled regex. A decimal keeps its point (``<*>.<*>``), as most annotated
-logs write it (Loghub's Hadoop, Linux, BGL, Thunderbird, Mac; only Spark differs);
+precompiled regex. A decimal number is one value (``0.38`` and ``-1.5`` are ``<*>``):
+the variable a reader wants is the number, not its two halves, and it is the Loghub-2.0
+convention (its "DV" rule). A version or address keeps its dots (``<*>.<*>.<*>``), as
+does a decimal glued to a word or a dash (``v2.4``, ``2.6.5-1.358``);
 a date shows the fields of its clock (``<*>:<*>:<*>``), as a clock alone does;
 a path is one value unless its file is numbered after its kind
 (``/<*>/blk_<*>``, ``/<*>/part-<*>``). `mask_tokens` gives exactly ``mask(line).split()``, faster:
@@ -54,6 +56,7 @@ _MASK = re.compile(
             r"(?<=[A-Za-z]_)-?\d[\w\-]*",  # ids such as blk_-42 or task_12_m_3
             r"(?<![\w\-])(?=[a-fA-F]*\d|[a-fA-F]{8})[0-9a-fA-F]{8,}(?!\w)",  # bare hex words
             r"(?<=[A-Za-z])\d+(?=\.\d)",  # version glued to a letter: v1.2
+            r"(?<![\w.\-])-?\d+\.\d+(?!\d|\.\d)",  # a decimal number is one value: 0.38, -1.5
             r"(?:(?<![A-Za-z0-9])-)?(?<![A-Za-z\d])\d+",  # numbers (not ssh2, r24)
         )
     )

@@ -56,6 +56,7 @@ fn mask_pattern() -> String {
         r"(?<=[A-Za-z]_)-?\d[\w\-]*".to_string(),
         r"(?<![\w\-])(?=[a-fA-F]*\d|[a-fA-F]{8})[0-9a-fA-F]{8,}(?!\w)".to_string(),
         r"(?<=[A-Za-z])\d+(?=\.\d)".to_string(),
+        r"(?<![\w.\-])-?\d+\.\d+(?!\d|\.\d)".to_string(),
         r"(?:(?<![A-Za-z0-9])-)?(?<![A-Za-z\d])\d+".to_string(),
     ]
     .join("|")
