@@ -394,19 +394,21 @@ impl LineParser {
     ) -> Result<Parsed, Defer> {
         let format = &self.formats[index];
         let Some(pattern) = &format.pattern else { return Ok(Parsed::unknown(header)) };
-        let mut groups = Fields::with_capacity_and_hasher(pattern.named_groups.len(), Default::default());
+        // The groups as Python's dict of them, borrowed from the header until the roles
+        // (message, timestamp, host ...) are taken out: only what stays a field is copied.
+        let mut groups = Groups::with_capacity(pattern.named_groups.len());
         for (group, name) in &pattern.named_groups {
             if let Some((start, end)) = spans[*group] {
                 let value = &header[start..end];
                 if format.nil_value.as_deref() != Some(value) {
-                    groups.insert(name.clone(), value.to_string());
+                    groups.insert(name, value);
                 }
             }
         }
         for private in &format.private_groups {
-            groups.shift_remove(private);
+            groups.take(private);
         }
-        let mut message = groups.shift_remove(&format.message_group).unwrap_or_default();
+        let mut message = groups.take(&format.message_group).unwrap_or_default().to_string();
         let trimmed = py_rstrip(&message).len();
         message.truncate(trimmed);
         if !continuation.is_empty() {
@@ -415,38 +417,39 @@ impl LineParser {
         }
         let mut timestamp = None;
         if let Some(group) = &format.timestamp_group {
-            let text = groups.shift_remove(group).unwrap_or_default();
+            let text = groups.take(group).unwrap_or_default();
             let memo = &mut scratch.last_timestamps[index];
             timestamp = match memo {
-                Some((last, result)) if *last == text => *result,
+                Some((last, result)) if last == text => *result,
                 _ => {
-                    let result = parse_timestamp(&text, &format.timestamp_formats, &format.zone, reference_micros)?;
-                    *memo = Some((text, result));
+                    let result = parse_timestamp(text, &format.timestamp_formats, &format.zone, reference_micros)?;
+                    *memo = Some((text.to_string(), result));
                     result
                 }
             };
         }
         let host = match format.host_group.as_deref() {
-            Some(group) if !group.is_empty() => groups.shift_remove(group),
+            Some(group) if !group.is_empty() => groups.take(group).map(str::to_string),
             _ => None,
         };
         let mut service = format.service_default.clone();
         if let Some(group) = &format.service_group {
-            if let Some(value) = groups.shift_remove(group) {
-                service = Some(value);
+            if let Some(value) = groups.take(group) {
+                service = Some(value.to_string());
             }
         }
         let mut level = None;
         if let Some(group) = &format.level_group {
-            if let Some(raw_level) = groups.shift_remove(group) {
-                level = self.normalise_level(&raw_level, format);
+            if let Some(raw_level) = groups.take(group) {
+                level = self.normalise_level(raw_level, format);
                 if level.is_none() {
-                    groups.insert("level_raw".to_string(), raw_level);
+                    groups.insert("level_raw", raw_level);
                 } else if !format.level_by_first_char.is_empty() {
-                    groups.insert(group.clone(), raw_level);
+                    groups.insert(group, raw_level);
                 }
             }
         }
+        let mut groups = groups.into_fields();
         if let Some(group) = &format.pri_group {
             if let Some(raw) = groups.shift_remove(group) {
                 let pri_level = decode_pri(raw, &mut groups)?;
@@ -630,6 +633,39 @@ fn sd_unescape(text: &str) -> String {
 }
 
 /// parse._decode_pri: Err where Python raises (int() of a non-number, index out of range).
+/// A small insertion-ordered map of borrowed group values with the dict semantics the
+/// parser needs (`pop` keeps the others' order, assigning a present key keeps its place),
+/// so the role groups taken out of a match are never copied.
+struct Groups<'a> {
+    entries: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Groups<'a> {
+    fn with_capacity(capacity: usize) -> Self {
+        Groups { entries: Vec::with_capacity(capacity) }
+    }
+
+    fn insert(&mut self, name: &'a str, value: &'a str) {
+        match self.entries.iter_mut().find(|(key, _)| *key == name) {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((name, value)),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<&'a str> {
+        let position = self.entries.iter().position(|(key, _)| *key == name)?;
+        Some(self.entries.remove(position).1)
+    }
+
+    fn into_fields(self) -> Fields {
+        let mut fields = Fields::with_capacity_and_hasher(self.entries.len(), Default::default());
+        for (name, value) in self.entries {
+            fields.insert(name.to_string(), value.to_string());
+        }
+        fields
+    }
+}
+
 fn decode_pri(raw: String, fields: &mut Fields) -> Result<Option<&'static str>, Defer> {
     let pri = py_int(&raw).map_err(|_| Defer("int() of the PRI group raises in Python"))?;
     if pri > MAX_PRI {
