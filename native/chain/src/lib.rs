@@ -121,6 +121,12 @@ fn push_str(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
     let (mut i, mut plain) = (0, 0);
     while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 16) {
+            if !block_needs_escape(chunk.try_into().expect("sixteen bytes")) {
+                i += 16;
+                continue;
+            }
+        }
         if let Some(chunk) = bytes.get(i..i + 8) {
             if !word_needs_escape(u64::from_le_bytes(chunk.try_into().expect("eight bytes"))) {
                 i += 8;
@@ -147,6 +153,30 @@ fn push_str(out: &mut Vec<u8>, value: &str) {
     }
     out.extend_from_slice(&bytes[plain..]);
     out.push(b'"');
+}
+
+/// Whether any of sixteen bytes is below 0x20, `"` or `\\`: one SSE2 comparison each.
+#[cfg(target_arch = "x86_64")]
+fn block_needs_escape(block: &[u8; 16]) -> bool {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline; the load is unaligned and reads exactly
+    // the sixteen bytes of `block`.
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast());
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f)); // v <= 0x1f
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        _mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(quote, backslash))) != 0
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn block_needs_escape(block: &[u8; 16]) -> bool {
+    let (low, high) = block.split_at(8);
+    word_needs_escape(u64::from_le_bytes(low.try_into().expect("eight bytes")))
+        || word_needs_escape(u64::from_le_bytes(high.try_into().expect("eight bytes")))
 }
 
 /// Whether any of the eight bytes in `word` is below 0x20, `"` or `\\` (exact; the
@@ -321,9 +351,23 @@ mod tests {
             push_str(&mut ours, sample);
             assert_eq!(ours, serde_json::to_vec(sample).unwrap(), "{sample:?}");
         }
-        for byte in 0u8..128 {
+        for byte in 0u8..=255 {
+            if byte >= 128 {
+                // non-ASCII bytes come only inside UTF-8 sequences: test them as characters
+                let text = format!("{}{}{}", "ab".repeat(9), char::from_u32(0x80 + u32::from(byte)).unwrap(), "cd".repeat(9));
+                let mut ours = Vec::new();
+                push_str(&mut ours, &text);
+                assert_eq!(ours, serde_json::to_vec(&text).unwrap(), "char {byte}");
+                continue;
+            }
             let text = format!("a{}b", byte as char);
             let long = format!("0123456789{}abcdefghij{}", byte as char, byte as char);
+            for at in 0..40 {
+                let placed = format!("{}{}{}", "x".repeat(at), byte as char, "y".repeat(40 - at));
+                let mut ours = Vec::new();
+                push_str(&mut ours, &placed);
+                assert_eq!(ours, serde_json::to_vec(&placed).unwrap(), "byte {byte} at {at}");
+            }
             let mut ours = Vec::new();
             push_str(&mut ours, &long);
             assert_eq!(ours, serde_json::to_vec(&long).unwrap(), "byte {byte} in a long text");
