@@ -329,6 +329,8 @@ def _spec(**changes: Any) -> dict[str, Any]:
         _spec(pattern=r"x*+"),                                # possessive
         _spec(pattern=r"(x)?(?(1)a|b)"),                      # conditional
         _spec(pattern="é", flags=["IGNORECASE"]),             # Python's Unicode case folding
+        _spec(pattern=r"(x)\1", flags=["IGNORECASE"]),        # fancy-regex's backrefs keep case
+        _spec(pattern=r"(?i)(?P<v>x)(?P=v)"),
         _spec(pattern="x*"),                                  # empty matches
     ],
 )

@@ -17,8 +17,8 @@
 //! - `$` as [`Options::dollar`] says: Python's "end or before a final newline", or the end
 //!   of the text for haystacks that never hold "\n".
 //!
-//! What cannot be honoured exactly (conditionals, `\N{...}`, LOCALE, and IGNORECASE or
-//! MULTILINE where the caller does not accept them) is refused with an error, never
+//! What cannot be honoured exactly (conditionals, `\N{...}`, LOCALE, a backreference under
+//! IGNORECASE, and IGNORECASE or MULTILINE where the caller does not accept them) is refused with an error, never
 //! approximated. Patterns are expected to be valid Python patterns (compiled by Python
 //! first); invalid ones are refused, but not always with Python's message.
 //!
@@ -683,7 +683,7 @@ impl Translator<'_> {
                     else {
                         return Err(self.error(&format!("unknown group name {name:?}")));
                     };
-                    self.backref(index);
+                    self.backref(flags, index)?;
                 } else {
                     return Err(self.error("unknown extension ?P"));
                 }
@@ -778,10 +778,15 @@ impl Translator<'_> {
         Ok(())
     }
 
-    fn backref(&mut self, number: usize) {
+    fn backref(&mut self, flags: Flags, number: usize) -> Result<(), String> {
+        if flags.ignorecase {
+            // fancy-regex compares a backreference's text case-sensitively; Python does not
+            return Err(self.error("a backreference under IGNORECASE (fancy-regex compares it case-sensitively)"));
+        }
         self.has_backref = true;
         self.mark_backtracking();
         self.emit_each(&format!("(?:\\{number})"), "(?:)");
+        Ok(())
     }
 
     fn close_group(&mut self) -> Result<(), String> {
@@ -922,7 +927,7 @@ impl Translator<'_> {
                 if number > self.group_count {
                     return Err(self.error("invalid group reference"));
                 }
-                self.backref(number);
+                self.backref(flags, number)?;
             }
             c => match self.char_escape(c)? {
                 Some(ch) => self.literal(flags, ch)?,
