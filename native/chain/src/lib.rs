@@ -3,8 +3,6 @@
 //! the JSON that `schemas.records.LogRecord.model_dump_json()` gives, byte for byte, so the
 //! sink tier cannot tell which implementation produced it.
 
-use blake2::digest::{Update, VariableOutput};
-use blake2::Blake2bVar;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -49,19 +47,20 @@ pub fn decode(value: Option<&[u8]>) -> Result<&str, Rejection> {
 /// `schemas.records.record_id_for`: blake2b-96 of "topic/partition/offset".
 pub fn record_id_for(topic: &str, partition: i64, offset: i64) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hasher = Blake2bVar::new(12).expect("12 is a valid blake2b output size");
-    hasher.update(topic.as_bytes());
+    // blake2b_simd: the same digest as hashlib's, in about half the instructions (AVX2 where
+    // the CPU has it), which matters once per record
+    let mut state = blake2b_simd::Params::new().hash_length(12).to_state();
+    state.update(topic.as_bytes());
     // the key is hashed in pieces: no string is built per record
     let mut number = [0u8; 24];
     for value in [partition, offset] {
-        hasher.update(b"/");
-        hasher.update(decimal(value, &mut number));
+        state.update(b"/");
+        state.update(decimal(value, &mut number));
     }
-    let mut digest = [0u8; 12];
-    hasher.finalize_variable(&mut digest).expect("buffer has the output size");
+    let digest = state.finalize();
     let mut id = String::with_capacity(26);
     id.push_str("r-");
-    for byte in digest {
+    for &byte in digest.as_bytes() {
         id.push(HEX[usize::from(byte >> 4)] as char);
         id.push(HEX[usize::from(byte & 15)] as char);
     }
