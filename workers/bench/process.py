@@ -285,8 +285,10 @@ def run(args: argparse.Namespace) -> int:
     settle_heap()  # as the worker does once spaCy is loaded; the bare reads see the same heap
     with BareReader(get_settings().kafka_bootstrap, lines) as reader:
         bare = bare_row([reader.read() for _ in range(max(1, args.bare_reads))])
-        steps = step_rates(lines, extractor)
+        # the pairs before the step rows: the embedding row wakes BLAS threads whose CPU time
+        # would land on whatever runs next in this process
         paired = paired_ratios(reader, extractor, lines, max(1, args.pairs))
+        steps = step_rates(lines, extractor)
     ceiling = bare["lines_per_cpu_s"] or 1
     print(f"{'step':<36} {'lines':>8} {'cpu s':>8} {'lines/cpu-s':>12} {'of bare':>8}")
     for row in [bare, *steps]:
