@@ -40,6 +40,7 @@ from workers.dlq import dlq_headers, dlq_topic
 from workers.logs import get_logger
 from workers.metrics import (
     DEAD_LETTERS,
+    NATIVE_FALLBACKS,
     RECORDS_IN,
     RECORDS_OUT,
     RECORDS_REFETCHED,
@@ -50,7 +51,7 @@ from workers.metrics import (
 from workers.pipeline import LogEnricher, RawLine, Rejected, not_applied, processing_error, settle_heap
 from workers.pipeline_events import EventEnricher
 from workers.pipeline_metrics import MetricEnricher
-from workers.pipeline_native import EncodedLogRecord, NativeLogEnricher, require_native
+from workers.pipeline_native import EncodedLogRecord, NativeLogEnricher, Reference, require_native
 from workers.settings import Settings
 from workers.steps.entities import EntityExtractor
 from workers.worker_registry import registered_metrics
@@ -227,6 +228,14 @@ async def read_range(bootstrap: str, topic: str, partition: int, start: int, end
         await consumer.stop()
 
 
+def report_native_fallbacks(stage: str, enricher: Any) -> None:
+    """What the native chain handed back to the Python steps since the last batch."""
+    reference = getattr(enricher, "reference", None)
+    if isinstance(reference, Reference):
+        for step, count in reference.take_fallbacks().items():
+            NATIVE_FALLBACKS.labels(stage, step).inc(count)
+
+
 def enrich_safely(enricher: Enricher, batch: list[RawLine]) -> list[Output]:
     """A batch that fails is redone record by record, so one poison line costs only itself.
 
@@ -350,6 +359,7 @@ def _agent(stage: str, enrichers: PartitionEnrichers, sender: OutputSender, enri
                     RECORDS_REPLAYED.labels(stage).inc(len(batch) - len(fresh))
                 deliveries += await _send_all(stage, sender, enriched, dead, partition,
                                               enrich_safely(enricher, fresh))
+                report_native_fallbacks(stage, enricher)
                 if fresh:  # dead-lettered lines are handled too: a gap after them is no gap
                     key = f"{fresh[-1].origin.topic}/{partition}"
                     enricher.last_offsets[key] = max(enricher.last_offsets.get(key, -1), fresh[-1].origin.offset)

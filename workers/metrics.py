@@ -32,6 +32,12 @@ STAGE_BATCH_SECONDS = Histogram(
     "polaris_stage_batch_seconds", "Time to process one batch: enrich, deliver outputs, save state.",
     ["stage", "step"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+NATIVE_FALLBACKS = Counter(
+    "polaris_stage_native_fallbacks_total",
+    "Items the native log chain handed back to the Python steps (step: parse = a deferred line, "
+    "redact / field_kind = non-ASCII text, plan = a new entity shape for spaCy, classify = a new "
+    "template class); a high rate means lines run at Python speed.", ["stage", "step"]
+)
 SINK_RECORDS = Counter(
     "polaris_sink_records_written_total", "Records a sink committed to its store.", ["sink"]
 )

@@ -165,27 +165,42 @@ class _Label:
 
 
 class Reference:
-    """The Python steps, for what the native chain hands back (see the module docstring)."""
+    """The Python steps, for what the native chain hands back (see the module docstring).
+
+    `fallbacks` counts what was handed back, per step, since `take_fallbacks` last read it:
+    a source whose lines keep leaving the native path runs at Python speed."""
 
     def __init__(self, parser: Parser, rules: RedactionRules, extractor: EntityExtractor) -> None:
         self.parser, self.rules, self.extractor = parser, rules, extractor
         self.deferred_lines = 0
+        self.fallbacks: dict[str, int] = {}
+
+    def take_fallbacks(self) -> dict[str, int]:
+        taken, self.fallbacks = self.fallbacks, {}
+        return taken
+
+    def _count(self, step: str, items: int = 1) -> None:
+        self.fallbacks[step] = self.fallbacks.get(step, 0) + items
 
     def parse(self, text: str) -> tuple[Any, ...]:
         self.deferred_lines += 1
+        self._count("parse")
         line = self.parser.parse(text)
         micros = None if line.timestamp is None else (line.timestamp - _EPOCH) // _MICROSECOND
         fields = list(line.fields.items()) if line.fields else None
         return line.format, micros, line.level, line.host, line.service, line.message, fields
 
     def redact(self, text: str) -> tuple[str, tuple[str, ...]]:
+        self._count("redact")
         return self.rules.redact(text)
 
     def secret_field_kind(self, name: str) -> str | None:
+        self._count("field_kind")
         return self.rules.secret_field_kind(name)
 
     def plan(self, shapes: list[str]) -> list[Any]:
         """Entity candidates of new shapes, from the spaCy pipeline (as EntityExtractor._lookup)."""
+        self._count("plan", len(shapes))
         extractor = self.extractor
         if extractor.cache_size <= 0:
             extractor.ruler_runs += len(shapes)
@@ -198,6 +213,7 @@ class Reference:
         return Rejected(origin, reason, value)
 
     def classify(self, template: str, level: str | None, labels: tuple[str, ...]) -> tuple[str, int]:
+        self._count("classify")
         found = classify(template, level, [_Label(label) for label in labels])
         return found.category, found.severity
 

@@ -132,3 +132,33 @@ def test_batches_of_several_partitions_keep_their_order(partitions: tuple[int, .
     python, native = LogEnricher(extractor=extractor()), NativeLogEnricher(extractor=extractor())
     assert_same(run(python, batch), run(native, batch))
     assert python.last_offsets == native.last_offsets
+
+
+def test_what_the_native_chain_hands_back_is_counted_and_reported() -> None:
+    from prometheus_client import REGISTRY
+
+    from workers.app import report_native_fallbacks
+
+    native = NativeLogEnricher(extractor=extractor())
+    lines = [b"2026-12-02 10:00:00,000 INFO svc: password=hunter2 caf\xc3\xa9 ready",
+             b"2026-12-02 10:00:01,000 INFO svc: plain ascii line 42"]
+    run(native, raws(lines))
+    assert native.reference is not None
+    first = native.reference.take_fallbacks()
+    assert first.get("redact", 0) >= 1  # the non-ASCII message goes to the Python rules
+    assert first.get("plan", 0) >= 1  # new entity shapes are planned by spaCy
+    assert native.reference.take_fallbacks() == {}  # taken: counting starts again
+
+    run(native, raws(lines, first_offset=10))
+    again = native.reference.fallbacks
+    assert "plan" not in again  # the shapes are known now
+    assert again.get("redact", 0) >= 1  # non-ASCII text always goes back
+
+    def sample(step: str) -> float:
+        return REGISTRY.get_sample_value(
+            "polaris_stage_native_fallbacks_total", {"stage": "logs-test", "step": step}) or 0.0
+
+    before = sample("redact")
+    report_native_fallbacks("logs-test", native)
+    assert sample("redact") == before + again["redact"]
+    assert native.reference.fallbacks == {}
