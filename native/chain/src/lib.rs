@@ -203,6 +203,32 @@ fn push_opt(out: &mut Vec<u8>, value: Option<&str>) {
 /// A float as pydantic-core writes it: the shortest round-trip digits, never an exponent,
 /// and always a decimal point ("0.0001", "1.0").
 fn push_float(out: &mut Vec<u8>, value: f64) {
+    // The common case, a score rounded to four decimals (k / 10**4 for a whole k): the
+    // double nearest k / 10**4 has that decimal, trailing zeros trimmed, as its shortest
+    // round-trip form, so it is written from k without the general algorithm.
+    let scaled = (value * 10_000.0).round();
+    if (0.0..=1e9).contains(&scaled) && scaled / 10_000.0 == value && !(value == 0.0 && value.is_sign_negative()) {
+        let k = scaled as i64;
+        push_int(out, k / 10_000);
+        out.push(b'.');
+        let mut fraction = k % 10_000;
+        if fraction == 0 {
+            out.push(b'0');
+            return;
+        }
+        let mut width = 4;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            width -= 1;
+        }
+        let mut digits = [b'0'; 4];
+        for slot in digits[..width].iter_mut().rev() {
+            *slot = b'0' + (fraction % 10) as u8;
+            fraction /= 10;
+        }
+        out.extend_from_slice(&digits[..width]);
+        return;
+    }
     let mut text = String::with_capacity(24);
     let _ = write!(text, "{value}");
     if !text.contains(['.', 'e', 'N', 'i']) {
@@ -373,6 +399,24 @@ mod tests {
             let mut ours = Vec::new();
             push_str(&mut ours, &text);
             assert_eq!(ours, serde_json::to_vec(&text).unwrap(), "byte {byte}");
+        }
+    }
+
+    #[test]
+    fn four_decimal_floats_as_the_general_path() {
+        let general = |value: f64| {
+            let mut text = format!("{value}");
+            if !text.contains(['.', 'e', 'N', 'i']) {
+                text.push_str(".0");
+            }
+            text
+        };
+        let mut values: Vec<f64> = (0..=10_000).map(|k| k as f64 / 10_000.0).collect();
+        values.extend([1.5, 2.0, 12.3456, 123_456.789, 0.1 + 0.2, 1e-5, 0.33333, -0.0, -0.5, f64::NAN, 1e300, 5e-324]);
+        for value in values {
+            let mut ours = Vec::new();
+            push_float(&mut ours, value);
+            assert_eq!(String::from_utf8(ours).unwrap(), general(value), "{value:?}");
         }
     }
 

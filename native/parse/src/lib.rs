@@ -16,6 +16,9 @@ pub use pytime::Defer;
 use pytime::{parse_timestamp, py_int, py_rstrip, py_strip, StrptimeLocale, TimestampFormat, Zone};
 use serde::Deserialize;
 use std::collections::HashMap;
+
+/// Level and format lookups, once or more per line: foldhash, not SipHash.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use structured::Fields;
 
 /// The IANA tz database version of the zone rules (chrono-tz's).
@@ -105,8 +108,8 @@ struct LineFormat {
     timestamp_formats: Vec<TimestampFormat>,
     zone: Zone,
     level_group: Option<String>,
-    level_aliases: HashMap<String, String>,
-    level_by_first_char: HashMap<String, String>,
+    level_aliases: Map<String, String>,
+    level_by_first_char: Map<String, String>,
     pri_group: Option<String>,
     structured_data_group: Option<String>,
     nil_value: Option<String>,
@@ -163,14 +166,14 @@ pub struct LineParser {
     by_ascii_char: Vec<Option<Vec<usize>>>,
     by_other_char: HashMap<char, Vec<usize>>,
     candidates_any: Vec<usize>,
-    level_aliases: HashMap<String, String>,
-    numeric_levels: HashMap<String, String>,
+    level_aliases: Map<String, String>,
+    numeric_levels: Map<String, String>,
     structured_keys: StructuredKeys,
     sd_element: PyRegex,
     sd_param: PyRegex,
 }
 
-fn level_map(pairs: &[(String, String)], owner: &str) -> Result<HashMap<String, String>, String> {
+fn level_map(pairs: &[(String, String)], owner: &str) -> Result<Map<String, String>, String> {
     for (key, _) in pairs {
         // The level lookup lowercases the raw level the Python way only for ASCII (and
         // U+212A); with ASCII keys nothing else can match, so this is exact.

@@ -10,6 +10,10 @@
 //! planned (spaCy), and `classify(template, level, labels)` once per new combination.
 use std::collections::HashMap;
 
+/// Per-batch lookups of short keys: foldhash, not SipHash (no key here is chosen by an attacker
+/// who could also see the seed).
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use polaris_chain::{decode, log_record_json, record_id_for, LogRecordParts};
 use polaris_entities::{BatchError, Candidate, Check, EntityPlans, Labels};
 use polaris_miner::TemplateMiner;
@@ -161,7 +165,7 @@ pub struct PyLogChain {
     scorer: LogScorer,
     entities: EntityPlans,
     /// (template id, level, entity labels) -> (category, severity), as LogEnricher._classes.
-    classes: HashMap<String, (String, Option<i64>)>,
+    classes: Map<String, (String, Option<i64>)>,
     reference: PyObject,
 }
 
@@ -236,7 +240,7 @@ impl PyLogChain {
 
 /// The class of a (template, level, labels) combination: cached, else the reference's.
 fn class_of(
-    classes: &mut HashMap<String, (String, Option<i64>)>,
+    classes: &mut Map<String, (String, Option<i64>)>,
     reference: &Bound<'_, PyAny>,
     key: &str,
     template: &str,
@@ -293,7 +297,7 @@ impl PyLogChain {
             miner: TemplateMiner::new(word_values),
             scorer,
             entities: EntityPlans::new(labels, entity_cache_size, max_str_digits),
-            classes: HashMap::new(),
+            classes: Map::default(),
             reference,
         })
     }

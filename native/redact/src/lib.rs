@@ -415,7 +415,7 @@ pub struct Redactor {
     always_triggered: Vec<usize>,
     regex_triggered: Vec<usize>,
     field_names: Vec<FieldNameRule>,
-    field_kinds: Mutex<HashMap<String, Option<KindId>>>,
+    field_kinds: Mutex<HashMap<String, Option<KindId>, foldhash::fast::RandomState>>,
 }
 
 impl Redactor {
@@ -501,7 +501,7 @@ impl Redactor {
             always_triggered,
             regex_triggered,
             field_names,
-            field_kinds: Mutex::new(HashMap::new()),
+            field_kinds: Mutex::new(HashMap::default()),
         })
     }
 
