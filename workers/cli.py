@@ -209,10 +209,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from aiokafka.errors import KafkaConnectionError
+
         from schemas.topology import TopologyError
 
         if isinstance(exc, TopologyError):
             print(f"polaris: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, KafkaConnectionError):
+            print(f"polaris: cannot reach Kafka at {get_settings().kafka_bootstrap} ({exc}); "
+                  "start the stack with `scripts/polaris stack up` or set POLARIS_KAFKA_BOOTSTRAP",
+                  file=sys.stderr)
             return 2
         raise
 

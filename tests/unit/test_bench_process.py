@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from workers.bench.process import bare_row, loghub_mix
 from workers.evals import SHARED_DATA
 
@@ -27,3 +29,16 @@ def test_the_mix_interleaves_every_system_and_repeats_to_the_size_asked() -> Non
     systems = len(list((SHARED_DATA / "loghub").glob("*/*_2k.log")))
     # one line of each system in turn: the first `systems` lines come from different files
     assert len(set(lines[:systems])) == systems
+
+
+def test_an_unreachable_broker_is_named_with_the_fix(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from workers.cli import main
+    from workers.settings import get_settings
+
+    monkeypatch.setenv("POLARIS_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # nothing listens on port 1
+    get_settings.cache_clear()
+    assert main(["bench", "process", "--lines", "10"]) == 2
+    error = capsys.readouterr().err
+    assert "cannot reach Kafka at 127.0.0.1:1" in error
+    assert "scripts/polaris stack up" in error

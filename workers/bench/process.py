@@ -281,9 +281,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     lines = loghub_mix(args.data, args.lines)
-    extractor = EntityExtractor()
-    settle_heap()  # as the worker does once spaCy is loaded; the bare reads see the same heap
-    with BareReader(get_settings().kafka_bootstrap, lines) as reader:
+    with BareReader(get_settings().kafka_bootstrap, lines) as reader:  # fails first if Kafka is down
+        extractor = EntityExtractor()
+        settle_heap()  # as the worker does once spaCy is loaded; the bare reads see the same heap
         bare = bare_row([reader.read() for _ in range(max(1, args.bare_reads))])
         # the pairs before the step rows: the embedding row wakes BLAS threads whose CPU time
         # would land on whatever runs next in this process
