@@ -18,8 +18,11 @@ distinct within and across lines.
 State: one `MetricDetector` per series (~20 KB each), at most `max_series` per enricher, least
 recently updated evicted first (an evicted series that comes back starts learning afresh).
 Because the detectors are large the state is saved incrementally: `state_header()` (offsets and
-the LRU clock) plus `take_dirty_series()` (only series updated since the last call), which
-the caller must write in the same transaction; `take_evicted_series()` names entries to delete.
+the LRU clock) plus `take_dirty_series()` (only series updated since the last call);
+`take_evicted_series()` names entries to delete. Those writes are not one transaction: a crash
+between them can leave series entries newer than the header. Each entry therefore carries the
+position (offset, sample index) it has applied up to, and a replay skips a series' samples up
+to it: they were applied, and their records delivered, before the entry was written.
 """
 
 from __future__ import annotations
@@ -239,6 +242,10 @@ def explain(score: MetricScore, value: float) -> str:
 class _Series:
     detector: MetricDetector
     used: int  # enricher tick of its latest update: restores the LRU order exactly
+    # (raw offset, sample index) of the latest sample applied; a saved entry can be ahead of
+    # the saved header (a crash between their changelog writes), and then the samples up to it
+    # were applied and their records delivered already: a replay must skip them
+    applied: tuple[int, int] = (-1, -1)
 
 
 @dataclass
@@ -280,7 +287,13 @@ class MetricEnricher:
         for index, sample in enumerate(samples):
             timestamp = sample.timestamp or fallback
             series = series_key(sample.name, sample.labels)
-            result = self._detector(series).update(timestamp.timestamp(), sample.value)
+            position = (origin.offset, index)
+            saved = self._series.get(series)
+            if saved is not None and position <= saved.applied:
+                continue  # applied before the crash (its entry was saved ahead of the header)
+            entry = self._entry(series)
+            entry.applied = position
+            result = entry.detector.update(timestamp.timestamp(), sample.value)
             score = round(result.score, 4)
             reason = explain(result, sample.value) if result.score > 0 else None
             records.append(MetricRecord(
@@ -290,7 +303,7 @@ class MetricEnricher:
         self.last_offsets[f"{origin.topic}/{origin.partition}"] = origin.offset
         return records
 
-    def _detector(self, series: str) -> MetricDetector:
+    def _entry(self, series: str) -> _Series:
         entry = self._series.pop(series, None)  # re-inserted below: moves it to the young end
         if entry is None:
             entry = _Series(MetricDetector(), 0)
@@ -304,7 +317,7 @@ class MetricEnricher:
         entry.used = self._tick
         self._series[series] = entry
         self._dirty.add(series)
-        return entry.detector
+        return entry
 
     @property
     def series(self) -> list[str]:
@@ -316,9 +329,11 @@ class MetricEnricher:
         return {"version": STATE_VERSION, "tick": self._tick, "last_offsets": dict(self.last_offsets)}
 
     def take_dirty_series(self) -> dict[str, dict[str, Any]]:
-        """series -> {"used": tick, "detector": MetricDetector.to_dict()} for every series updated
+        """series -> {"used": tick, "applied": [offset, index], "detector": MetricDetector.to_dict()}
+        for every series updated
         since the last call (JSON-safe); clears the set. Save with the header of the same moment."""
-        taken = {s: {"used": self._series[s].used, "detector": self._series[s].detector.to_dict()}
+        taken = {s: {"used": self._series[s].used, "applied": list(self._series[s].applied),
+                     "detector": self._series[s].detector.to_dict()}
                  for s in sorted(self._dirty)}
         self._dirty.clear()
         return taken
@@ -337,9 +352,17 @@ class MetricEnricher:
         ranked = sorted(series.items(), key=lambda item: int(item[1]["used"]))
         keep = ranked[-self.max_series:] if self.max_series > 0 else []
         self._evicted = {key for key, _ in ranked[: len(ranked) - len(keep)]}
-        self._series = {key: _Series(MetricDetector.from_dict(dict(entry["detector"])), int(entry["used"]))
+        self._series = {key: _Series(MetricDetector.from_dict(dict(entry["detector"])), int(entry["used"]),
+                                     _applied(entry.get("applied")))
                         for key, entry in keep}
         self._dirty = set()
         self._tick = max([int(header["tick"]), *(s.used for s in self._series.values())])
         # Headers of older releases also hold a "recent" memory of results: no longer needed.
         self.last_offsets = {key: int(offset) for key, offset in header["last_offsets"].items()}
+
+
+def _applied(saved: object) -> tuple[int, int]:
+    """A saved entry's latest applied (offset, index); entries of older releases have none."""
+    if isinstance(saved, list | tuple) and len(saved) == 2:
+        return int(saved[0]), int(saved[1])
+    return (-1, -1)

@@ -163,7 +163,11 @@ def test_scores_survive_kill_9_and_restart(stack: Settings, tmp_path: Path) -> N
           f"({len(emitted) - len(got)} replayed duplicates), missing {len(set(expected) - got)}, "
           f"differing {len(differing)}")
     assert kills == 2 and got == set(expected)
-    assert not differing, f"{len(differing)} records scored differently after the restarts, e.g. {differing[:3]}"
+    by_id = {r.record_id: r for r in emitted}
+    examples = [(rid, expected.get(rid), _result(by_id[rid])) for rid in differing[:3]]
+    kinds = sorted({by_id[rid].kind for rid in differing})
+    assert not differing, (f"{len(differing)} records ({', '.join(kinds)}) scored differently after the "
+                           f"restarts; (id, uninterrupted, after restarts): {examples}")
     for kind in ("log", "metric", "event"):
         assert any(k == kind and score > 0.5 for k, _, score, _ in expected.values()), f"no {kind} anomaly at all"
 
