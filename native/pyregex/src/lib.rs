@@ -568,25 +568,21 @@ impl Translator<'_> {
             quantifier.repeat,
             if quantifier.lazy { "?" } else { "" }
         );
-        let suffix = suffix.as_str();
+        // The repeated item starts at `at`: wrap it, and for a possessive quantifier wrap the
+        // whole repetition again in `outer` (atomic in the pattern, plain in the relaxed one).
+        let wrap = |text: &mut String, at: usize, outer: &str| {
+            text.insert_str(at, if quantifier.possessive { outer } else { "(?:" });
+            text.push_str(&suffix);
+            if quantifier.possessive {
+                text.push(')');
+            }
+        };
         if quantifier.possessive {
             self.mark_backtracking();
-            self.out.insert_str(exact, "(?>(?:");
-            self.out.push_str(suffix);
-            self.out.push(')');
-        } else {
-            self.out.insert_str(exact, "(?:");
-            self.out.push_str(suffix);
         }
+        wrap(&mut self.out, exact, "(?>(?:");
         if self.relaxed_muted == 0 {
-            if quantifier.possessive {
-                self.relaxed.insert_str(relaxed, "(?:(?:");
-                self.relaxed.push_str(suffix);
-                self.relaxed.push(')');
-            } else {
-                self.relaxed.insert_str(relaxed, "(?:");
-                self.relaxed.push_str(suffix);
-            }
+            wrap(&mut self.relaxed, relaxed, "(?:(?:");
         }
     }
 
